@@ -1,0 +1,49 @@
+"""delivery-auth: authentication for delivery and logistics APIs as one ``auth=`` object.
+
+Example::
+
+    import requests
+    from delivery_auth import ClientCredentialsAuth
+
+    auth = ClientCredentialsAuth("https://auth.example.com/oauth2/token", "id", "secret")
+    requests.get("https://api.example.com/v1/orders", auth=auth)
+"""
+
+from __future__ import annotations
+
+from .auth import ClientCredentialsAuth, DeliveryAuth
+from .cache import MemoryTokenCache, TokenCache
+from .errors import (
+    DeliveryAuthError,
+    DisallowedHostError,
+    InsecureTransportError,
+    InvalidClientError,
+    TokenEndpointUnavailableError,
+    TokenRequestError,
+    TokenRevokedError,
+)
+from .flow import FailureDetector, StatusFailureDetector
+from .policy import BackoffPolicy, RefreshPolicy
+from .token import Token
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackoffPolicy",
+    "ClientCredentialsAuth",
+    "DeliveryAuth",
+    "DeliveryAuthError",
+    "DisallowedHostError",
+    "FailureDetector",
+    "InsecureTransportError",
+    "InvalidClientError",
+    "MemoryTokenCache",
+    "RefreshPolicy",
+    "StatusFailureDetector",
+    "Token",
+    "TokenCache",
+    "TokenEndpointUnavailableError",
+    "TokenRequestError",
+    "TokenRevokedError",
+    "__version__",
+]

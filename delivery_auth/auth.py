@@ -1,0 +1,500 @@
+"""The auth objects users pass as ``auth=``: thin adapters for requests, httpx and httpx2.
+
+One :class:`DeliveryAuth` object is at once a ``requests.auth.AuthBase``, an
+``httpx.Auth`` and (when httpx2 is installed) an ``httpx2.Auth``. Every decision is
+made by :mod:`delivery_auth.flow` and every token comes from the engine; this module
+only moves headers, bodies and responses.
+
+Example::
+
+    auth = ClientCredentialsAuth("https://auth.example.com/oauth2/token", "id", "secret")
+    requests.get("https://api.example.com/v1/orders", auth=auth)
+    with httpx.Client(auth=auth) as client:
+        client.get("https://api.example.com/v1/orders")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect as _inspect
+import logging
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+import requests
+from requests.auth import AuthBase
+from requests.cookies import extract_cookies_to_jar
+
+from .cache.base import TokenCache, cache_key
+from .cache.memory import MemoryTokenCache
+from .engine import Lease, TokenEngine, await_future
+from .fetch import TokenFetcher
+from .flow import Attempt, FailureDetector, StatusFailureDetector, Step, inspect, inspect_body
+from .hosts import HostPolicy
+from .policy import BackoffPolicy, RefreshPolicy
+from .token import Token
+
+try:  # httpx2 clients accept only httpx2.Auth objects: be one when it is installed.
+    from httpx2 import Auth as _Httpx2Auth
+except ImportError:  # pragma: no cover - depends on the environment
+
+    class _Httpx2Auth:  # type: ignore[no-redef]
+        """Stands in for ``httpx2.Auth`` when httpx2 is not installed."""
+
+
+__all__ = ["ClientCredentialsAuth", "DeliveryAuth"]
+
+logger = logging.getLogger("delivery_auth")
+
+
+class _Unreplayable:
+    """Marks a request body that cannot be sent twice (generator, one-shot stream)."""
+
+    __slots__ = ()
+
+
+_UNREPLAYABLE = _Unreplayable()
+
+
+class _SeekPoint:
+    """A seekable body and the position to rewind it to before a resend."""
+
+    __slots__ = ("body", "position")
+
+    def __init__(self, body: Any, position: int) -> None:
+        self.body = body
+        self.position = position
+
+    def rewind(self) -> None:
+        self.body.seek(self.position)
+
+
+_Rewind = _SeekPoint | _Unreplayable | None  # None: the body is in memory (or absent)
+
+
+def _seek_point(body: Any) -> _Rewind:
+    """How to send ``body`` again: ``None`` (in memory), a seek point, or unreplayable."""
+    if _inspect.isgenerator(body) or not (hasattr(body, "seek") and hasattr(body, "tell")):
+        return _UNREPLAYABLE
+    try:
+        return _SeekPoint(body, body.tell())
+    except (OSError, ValueError):
+        return _UNREPLAYABLE
+
+
+def _requests_rewind(body: object) -> _Rewind:
+    if body is None or isinstance(body, (bytes, str)):
+        return None
+    return _seek_point(body)
+
+
+def _httpx_rewind(request: Any) -> _Rewind:
+    try:
+        request.content  # noqa: B018 - raises RequestNotRead unless the body is in memory
+    except Exception:  # httpx.RequestNotRead or httpx2.RequestNotRead
+        in_memory = False
+    else:
+        in_memory = True
+    if in_memory:
+        return None
+    stream = request.stream
+    if type(stream).__name__ == "MultipartStream":
+        return None  # re-iterable; httpx seeks file fields back to their start
+    # A file passed as content= is wrapped in an iterator stream that will not
+    # rewind it: remember where it started so a resend carries the same bytes.
+    return _seek_point(getattr(stream, "_stream", None))
+
+
+class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
+    """Attach an engine's token to requests and retry once when the API rejects it.
+
+    Subclasses build the engine (see :class:`ClientCredentialsAuth` and the providers).
+    Use as ``auth=`` with requests, ``httpx.Client``/``AsyncClient`` (asyncio or trio)
+    and httpx2 clients; one object may serve many threads, clients and event loops.
+    """
+
+    requires_request_body = False
+    requires_response_body = False
+
+    def __init__(
+        self,
+        engine: TokenEngine,
+        *,
+        allowed_hosts: Sequence[str] | str | None = None,
+        failure_detector: FailureDetector | None = None,
+    ) -> None:
+        self._engine = engine
+        self._hosts = HostPolicy(allowed_hosts)
+        self._detector: FailureDetector = failure_detector or StatusFailureDetector()
+
+    # -- identity ---------------------------------------------------------------------
+
+    def _identity(self) -> tuple[object, ...]:
+        return (id(self),)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, DeliveryAuth)
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...] | None:
+        """The host patterns credentials may be sent to (``None``: any https host)."""
+        return self._hosts.patterns
+
+    @property
+    def token_requests(self) -> int:
+        """How many token requests this object has made (a counter for tests and demos)."""
+        return self._engine.fetch_count
+
+    def get_token(self) -> Token:
+        """The current token, fetched or refreshed as needed (blocking).
+
+        Example::
+
+            token = auth.get_token()
+            token.lifetime      # e.g. 3600.0
+        """
+        return self._engine.current().token
+
+    async def aget_token(self) -> Token:
+        """:meth:`get_token` for asyncio and trio."""
+        return (await self._engine.acurrent()).token
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the token session and stop background refreshes."""
+        self._engine.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close` without blocking the event loop."""
+        import concurrent.futures
+        import threading
+
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                self.close()
+                done.set_result(None)
+            except BaseException as exc:  # pragma: no cover - close() does not raise
+                done.set_exception(exc)
+
+        threading.Thread(target=run, name="delivery-auth-close", daemon=True).start()
+        await await_future(done)
+
+    def __enter__(self) -> DeliveryAuth:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> DeliveryAuth:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- hooks for providers ----------------------------------------------------------
+
+    def _cannot_refresh(self, status_code: int) -> None:
+        """The API rejected a token and there is no way to get another one."""
+        logger.warning(
+            "The API rejected the credentials (HTTP %s) and %s cannot obtain new ones; "
+            "returning the response as it is.",
+            status_code,
+            type(self).__name__,
+        )
+
+    def _cannot_resend(self, status_code: int) -> None:
+        logger.warning(
+            "The API rejected the token (HTTP %s), but the request body is a generator or "
+            "one-shot stream that cannot be sent twice: returning the response. Pass bytes "
+            "or a seekable file to have such requests retried.",
+            status_code,
+        )
+
+    def _retry_log(self, old: Lease, new: Lease, status_code: int) -> None:
+        logger.info(
+            "The API rejected token %s (HTTP %s); resending once with token %s",
+            old.token.fingerprint,
+            status_code,
+            new.token.fingerprint,
+        )
+
+    # -- requests ---------------------------------------------------------------------
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        origin = self._hosts.origin_for(r.url or "")
+        lease = self._engine.current()
+        r.headers["Authorization"] = lease.header
+        r.register_hook(  # type: ignore[no-untyped-call]
+            "response", _RequestsRetry(self, Attempt(origin, lease), r.body)
+        )
+        return r
+
+    # -- httpx and httpx2 -------------------------------------------------------------
+
+    def auth_flow(self, request: Any) -> Generator[Any, Any, None]:  # pragma: no cover
+        raise RuntimeError("DeliveryAuth drives httpx through sync_auth_flow/async_auth_flow")
+
+    def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
+        origin = self._hosts.origin_for(str(request.url))
+        lease = self._engine.current()
+        request.headers["Authorization"] = lease.header
+        rewind = _httpx_rewind(request)
+        response = yield request
+        attempt = Attempt(origin, lease)
+        step = self._httpx_step(attempt, response)
+        if step is Step.READ_BODY:
+            response.read()
+            step = self._httpx_body_step(response)
+        if step is not Step.RETRY:
+            return
+        if rewind is _UNREPLAYABLE:
+            self._cannot_resend(response.status_code)
+            return
+        if not self._engine.invalidate(lease.token):
+            self._cannot_refresh(response.status_code)
+            return
+        fresh = self._engine.current()
+        self._retry_log(lease, fresh, response.status_code)
+        request.headers["Authorization"] = fresh.header
+        if isinstance(rewind, _SeekPoint):
+            rewind.rewind()
+        yield request
+
+    async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
+        origin = self._hosts.origin_for(str(request.url))
+        lease = await self._engine.acurrent()
+        request.headers["Authorization"] = lease.header
+        rewind = _httpx_rewind(request)
+        response = yield request
+        attempt = Attempt(origin, lease)
+        step = self._httpx_step(attempt, response)
+        if step is Step.READ_BODY:
+            await response.aread()
+            step = self._httpx_body_step(response)
+        if step is not Step.RETRY:
+            return
+        if rewind is _UNREPLAYABLE:
+            self._cannot_resend(response.status_code)
+            return
+        if not await self._engine.ainvalidate(lease.token):
+            self._cannot_refresh(response.status_code)
+            return
+        fresh = await self._engine.acurrent()
+        self._retry_log(lease, fresh, response.status_code)
+        request.headers["Authorization"] = fresh.header
+        if isinstance(rewind, _SeekPoint):
+            rewind.rewind()
+        yield request
+
+    def _httpx_step(self, attempt: Attempt, response: Any) -> Step:
+        sent = response.request
+        return inspect(
+            attempt,
+            self._detector,
+            response.status_code,
+            response.headers.get("content-type", ""),
+            str(sent.url),
+            sent.headers.get("authorization"),
+        )
+
+    def _httpx_body_step(self, response: Any) -> Step:
+        return inspect_body(
+            self._detector,
+            response.status_code,
+            response.headers.get("content-type", ""),
+            response.content,
+        )
+
+
+class _RequestsRetry:
+    """The response hook of one authorised requests call (``HTTPDigestAuth``'s model).
+
+    requests copies hooks onto redirected requests, so this also sees responses after
+    redirects; it retries at most once, and only responses of the authorised origin
+    that carried our token.
+    """
+
+    __slots__ = ("attempt", "auth", "rewind", "used")
+
+    def __init__(self, auth: DeliveryAuth, attempt: Attempt, body: object) -> None:
+        self.auth = auth
+        self.attempt = attempt
+        self.rewind = _requests_rewind(body)
+        self.used = False
+
+    def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
+        if self.used:
+            return r
+        auth = self.auth
+        detector = auth._detector
+        content_type = r.headers.get("Content-Type", "")
+        step = inspect(
+            self.attempt,
+            detector,
+            r.status_code,
+            content_type,
+            r.request.url or "",
+            r.request.headers.get("Authorization"),
+        )
+        if step is Step.READ_BODY:
+            step = inspect_body(detector, r.status_code, content_type, r.content)
+        if step is not Step.RETRY:
+            return r
+        self.used = True
+        old = self.attempt.lease
+        if self.rewind is _UNREPLAYABLE:
+            auth._cannot_resend(r.status_code)
+            return r
+        if not auth._engine.invalidate(old.token):
+            auth._cannot_refresh(r.status_code)
+            return r
+        fresh = auth._engine.current()
+        auth._retry_log(old, fresh, r.status_code)
+        # Free the connection before sending again on the same adapter.
+        r.content  # noqa: B018
+        r.close()
+        prep = r.request.copy()
+        if isinstance(self.rewind, _SeekPoint):
+            self.rewind.rewind()
+        cookies = prep._cookies  # type: ignore[attr-defined]
+        extract_cookies_to_jar(cookies, r.request, r.raw)  # type: ignore[no-untyped-call]
+        prep.prepare_cookies(cookies)
+        prep.headers["Authorization"] = fresh.header
+        connection = r.connection
+        retried: requests.Response = connection.send(prep, **kwargs)
+        retried.history.append(r)
+        retried.request = prep
+        return retried
+
+
+class ClientCredentialsAuth(DeliveryAuth):
+    """OAuth2 client-credentials auth for any token endpoint.
+
+    Fetches a token on first use, shares it between every caller, refreshes it once
+    ``refresh_ratio`` of its lifetime has passed (in the background, nobody waits),
+    never sends it within ``refresh_margin`` seconds of expiry, and when the API
+    answers 401 gets a fresh token and resends the request once.
+
+    Example::
+
+        auth = ClientCredentialsAuth(
+            token_url="https://auth.example.com/oauth2/token",
+            client_id=os.environ["CLIENT_ID"],
+            client_secret=os.environ["CLIENT_SECRET"],
+            scope=["orders:read"],
+        )
+        requests.get("https://api.example.com/v1/orders", auth=auth)
+        async with httpx.AsyncClient(auth=auth) as client:
+            await client.get("https://api.example.com/v1/orders")
+
+    Args:
+        token_url: the token endpoint; https, or http to a loopback host only.
+        client_id, client_secret: the client credentials.
+        scope: a string or a sequence of strings (joined with spaces).
+        token_endpoint_auth_method: ``"client_secret_post"`` (in the form) or
+            ``"client_secret_basic"`` (HTTP Basic).
+        token_params: extra form fields sent on every token request.
+        cache: where tokens are kept (default: a private :class:`MemoryTokenCache`).
+        refresh_margin, refresh_ratio, max_token_age: see :class:`RefreshPolicy`.
+        timeout: seconds for one token request.
+        allowed_hosts: the hosts the token may be sent to (``None``: any https host).
+        backoff: how transient token-endpoint failures are retried.
+        failure_detector: what counts as "token rejected" (default: HTTP 401).
+    """
+
+    header_scheme = "Bearer"
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        scope: str | Sequence[str] | None = None,
+        token_endpoint_auth_method: str = "client_secret_post",
+        token_params: Mapping[str, object] | None = None,
+        cache: TokenCache | None = None,
+        refresh_margin: float = 60.0,
+        refresh_ratio: float = 0.5,
+        timeout: float = 10.0,
+        allowed_hosts: Sequence[str] | str | None = None,
+        max_token_age: float | None = None,
+        backoff: BackoffPolicy | None = None,
+        failure_detector: FailureDetector | None = None,
+    ) -> None:
+        policy = RefreshPolicy(
+            refresh_margin=refresh_margin, refresh_ratio=refresh_ratio, max_age=max_token_age
+        )
+        fetcher = TokenFetcher(
+            token_url,
+            client_id,
+            client_secret,
+            scope=scope,
+            token_endpoint_auth_method=token_endpoint_auth_method,
+            token_params=token_params,
+            timeout=timeout,
+            backoff=backoff,
+        )
+        if cache is not None and not isinstance(cache, TokenCache):
+            raise TypeError(
+                f"cache must implement the TokenCache protocol (get, set, delete_if, lock), "
+                f"got {type(cache).__name__}"
+            )
+        self._fetcher = fetcher
+        self._secret_hash = hashlib.sha256(client_secret.encode()).hexdigest()
+        scheme = self.header_scheme
+        engine = TokenEngine(
+            fetcher,
+            cache=cache if cache is not None else MemoryTokenCache(),
+            key=cache_key(token_url, client_id, client_secret, fetcher.scope, fetcher.params),
+            policy=policy,
+            format_header=lambda token: f"{scheme} {token.access_token}",
+            lock_timeout=fetcher.backoff.attempts * (fetcher.timeout + fetcher.backoff.max_delay)
+            + 5.0,
+        )
+        super().__init__(engine, allowed_hosts=allowed_hosts, failure_detector=failure_detector)
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint."""
+        return self._fetcher.token_url
+
+    @property
+    def client_id(self) -> str:
+        """The client id (not a secret)."""
+        return self._fetcher.client_id
+
+    def _identity(self) -> tuple[object, ...]:
+        fetcher = self._fetcher
+        return (
+            fetcher.token_url,
+            fetcher.client_id,
+            self._secret_hash,
+            fetcher.scope,
+            tuple(sorted(fetcher.params.items())),
+            fetcher.auth_method,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(token_url={self.token_url!r}, client_id={self.client_id!r})"

@@ -1,0 +1,332 @@
+"""The token engine: cached look-up, refresh policy and single-flight refresh.
+
+One engine serves every thread, coroutine and event loop that uses an auth object.
+The cached path is one attribute read and one monotonic-clock read. Everything else
+goes through one *flight*: a :class:`concurrent.futures.Future` that the first caller
+creates and completes and that sync callers wait on and async callers (asyncio or
+trio, on any loop) await, so any mix of callers causes one token request.
+
+Example::
+
+    engine = TokenEngine(fetcher, cache=MemoryTokenCache(), key="k", policy=RefreshPolicy())
+    lease = engine.current()           # Lease(token=…, header='Bearer …')
+    engine.invalidate(lease.token)     # the API rejected it: the next current() refreshes
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import math
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from .cache.base import TokenCache
+from .cache.memory import MemoryTokenCache
+from .errors import DeliveryAuthError
+from .policy import RefreshPolicy
+from .token import Token
+
+__all__ = ["Lease", "TokenEngine", "TokenSource", "await_future"]
+
+logger = logging.getLogger("delivery_auth")
+
+T = TypeVar("T")
+_INF = math.inf
+#: After a failed background refresh, wait this long (capped by the token's usable
+#: time) before trying again in the background.
+_BACKGROUND_RETRY = 5.0
+
+
+class TokenSource(Protocol):
+    """What the engine asks for a new token (a :class:`~delivery_auth.fetch.TokenFetcher`)."""
+
+    def fetch(self) -> Token: ...
+
+    def close(self) -> None: ...
+
+    def reset_after_fork(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A token with its ready-made header value and its schedule (monotonic times)."""
+
+    token: Token
+    header: str
+    refresh_at: float
+    usable_until: float
+
+
+async def await_future(future: concurrent.futures.Future[T]) -> T:
+    """Await a thread-safe future from asyncio or trio without blocking the loop."""
+    if future.done():
+        return future.result()
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return await asyncio.wrap_future(future)
+    trio = sys.modules.get("trio")
+    if trio is None:  # pragma: no cover - only reachable from an unknown event loop
+        raise RuntimeError("delivery_auth supports asyncio and trio event loops")
+    trio_token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+
+    def wake(_: object) -> None:
+        with contextlib.suppress(trio.RunFinishedError):
+            trio_token.run_sync_soon(done.set)
+
+    future.add_done_callback(wake)
+    await done.wait()
+    return future.result()
+
+
+_ENGINES: weakref.WeakSet[TokenEngine] = weakref.WeakSet()
+
+
+def _reset_engines_after_fork() -> None:
+    for engine in list(_ENGINES):
+        engine._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_engines_after_fork)
+
+
+class TokenEngine:
+    """Hands out tokens; refreshes them once, for everybody, when they age or fail.
+
+    ``format_header`` turns a token into the ``Authorization`` value (computed once per
+    token). ``initial`` seeds the engine with a token that needs no request (a static
+    token); ``refreshable=False`` means there is no way to get another one.
+    """
+
+    def __init__(
+        self,
+        source: TokenSource,
+        *,
+        cache: TokenCache,
+        key: str,
+        policy: RefreshPolicy,
+        format_header: Callable[[Token], str],
+        lock_timeout: float = 60.0,
+        initial: Token | None = None,
+        refreshable: bool = True,
+    ) -> None:
+        self._source = source
+        self._cache = cache
+        self._key = key
+        self.policy = policy
+        self._format_header = format_header
+        self._lock_timeout = lock_timeout
+        self.refreshable = refreshable
+        self._guard = threading.Lock()
+        self._flight: concurrent.futures.Future[Lease] | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._rejected: Token | None = None
+        self._background_not_before = 0.0
+        self._closed = False
+        self._lease: Lease | None = self._lease_for(initial) if initial is not None else None
+        #: token requests this engine made (for tests, the demo and the benchmark)
+        self.fetch_count = 0
+        _ENGINES.add(self)
+
+    # -- the hot path ---------------------------------------------------------------
+
+    def current(self) -> Lease:
+        """A usable token, refreshing it (once, for every caller) when needed.
+
+        Blocks only when there is no usable token; a token past its refresh time but
+        still usable is returned at once while one background refresh runs.
+        """
+        lease = self._lease
+        if lease is not None:
+            now = time.monotonic()
+            if now < lease.refresh_at:
+                return lease
+            if now < lease.usable_until:
+                self._refresh_in_background(lease, now)
+                return lease
+        flight, leader = self._join_flight()
+        if leader:
+            self._fly(flight)
+        return flight.result()
+
+    async def acurrent(self) -> Lease:
+        """:meth:`current` for asyncio and trio: never blocks the event loop."""
+        lease = self._lease
+        if lease is not None:
+            now = time.monotonic()
+            if now < lease.refresh_at:
+                return lease
+            if now < lease.usable_until:
+                self._refresh_in_background(lease, now)
+                return lease
+        flight, leader = self._join_flight()
+        if leader:
+            self._pool().submit(self._fly, flight)
+        return await await_future(flight)
+
+    # -- failures -------------------------------------------------------------------
+
+    def invalidate(self, token: Token) -> bool:
+        """The API rejected ``token``: forget it unless it was already replaced.
+
+        Compare-and-refresh: only the token that failed is dropped, so a caller whose
+        stale token failed does not throw away the fresh one another caller fetched.
+        Returns ``False`` when no other token can be had (nothing to retry with).
+        """
+        if not self.refreshable:
+            return False
+        with self._guard:
+            self._rejected = token
+            if self._lease is not None and self._lease.token == token:
+                self._lease = None
+        self._cache.delete_if(self._key, token)
+        return True
+
+    async def ainvalidate(self, token: Token) -> bool:
+        """:meth:`invalidate` for async callers (cache I/O runs off the loop)."""
+        if not self.refreshable:
+            return False
+        if _is_local(self._cache):
+            return self.invalidate(token)
+        future = self._pool().submit(self.invalidate, token)
+        return await await_future(future)
+
+    # -- life cycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the token source and the background thread; the engine cannot be used after."""
+        self._closed = True
+        self._source.close()
+        with self._guard:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def _reset_after_fork(self) -> None:
+        self._guard = threading.Lock()
+        self._flight = None
+        self._executor = None
+        reset = getattr(self._cache, "reset_after_fork", None)
+        if reset is not None:
+            reset()
+        self._source.reset_after_fork()
+
+    # -- internals ------------------------------------------------------------------
+
+    def _lease_for(self, token: Token) -> Lease:
+        schedule = self.policy.schedule(token)
+        return Lease(
+            token=token,
+            header=self._format_header(token),
+            refresh_at=_INF if schedule.refresh_at is None else schedule.refresh_at,
+            usable_until=_INF if schedule.usable_until is None else schedule.usable_until,
+        )
+
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._guard:
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=4, thread_name_prefix="delivery-auth"
+                )
+            return self._executor
+
+    def _join_flight(self) -> tuple[concurrent.futures.Future[Lease], bool]:
+        """The flight in progress, or a new one that the caller must fly (leader)."""
+        with self._guard:
+            lease = self._lease
+            if lease is not None and time.monotonic() < lease.usable_until:
+                done: concurrent.futures.Future[Lease] = concurrent.futures.Future()
+                done.set_result(lease)
+                return done, False
+            if self._flight is not None:
+                return self._flight, False
+            flight: concurrent.futures.Future[Lease] = concurrent.futures.Future()
+            # A running future cannot be cancelled by one impatient waiter.
+            flight.set_running_or_notify_cancel()
+            self._flight = flight
+            return flight, True
+
+    def _refresh_in_background(self, lease: Lease, now: float) -> None:
+        if now < self._background_not_before or self._flight is not None or not self.refreshable:
+            return
+        with self._guard:
+            if self._flight is not None or self._lease is not lease or self._closed:
+                return
+            flight: concurrent.futures.Future[Lease] = concurrent.futures.Future()
+            flight.set_running_or_notify_cancel()
+            self._flight = flight
+        logger.debug("Refreshing token %s ahead of expiry", lease.token.fingerprint)
+        try:
+            self._pool().submit(self._fly, flight, True)
+        except RuntimeError:  # the pool was shut down by close() meanwhile
+            with self._guard:
+                self._flight = None
+            flight.cancel()
+
+    def _fly(self, flight: concurrent.futures.Future[Lease], background: bool = False) -> None:
+        """Obtain a token for everybody waiting on ``flight``; never raises."""
+        try:
+            lease = self._obtain()
+        except BaseException as exc:
+            with self._guard:
+                self._flight = None
+            if background:
+                lease_now = self._lease
+                remaining = 0.0 if lease_now is None else lease_now.usable_until - time.monotonic()
+                self._background_not_before = time.monotonic() + min(
+                    _BACKGROUND_RETRY, max(remaining / 4, 0.0)
+                )
+                logger.warning(
+                    "Refreshing the token ahead of expiry failed (%s); the current token "
+                    "stays in use and the refresh will be tried again.",
+                    exc,
+                )
+            flight.set_exception(exc)
+            if not isinstance(exc, Exception):  # pragma: no cover - KeyboardInterrupt & co
+                raise
+            return
+        with self._guard:
+            self._lease = lease
+            self._flight = None
+        flight.set_result(lease)
+
+    def _adoptable(self, token: Token | None, replacing: Token | None) -> Lease | None:
+        if token is None or token == replacing or token == self._rejected:
+            return None
+        lease = self._lease_for(token)
+        return lease if time.monotonic() < lease.usable_until else None
+
+    def _obtain(self) -> Lease:
+        """Take a newer token from the cache, or fetch one under the cache's lock."""
+        if self._closed:
+            raise DeliveryAuthError("This auth object was closed; create a new one to go on.")
+        current = self._lease
+        replacing = None if current is None else current.token
+        lease = self._adoptable(self._cache.get(self._key), replacing)
+        if lease is not None:
+            return lease
+        with self._cache.lock(self._key, self._lock_timeout):
+            lease = self._adoptable(self._cache.get(self._key), replacing)
+            if lease is not None:
+                return lease
+            token = self._source.fetch()
+            self.fetch_count += 1
+            self._cache.set(self._key, token)
+        return self._lease_for(token)
+
+
+def _is_local(cache: TokenCache) -> bool:
+    return isinstance(cache, MemoryTokenCache)

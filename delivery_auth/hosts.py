@@ -1,0 +1,190 @@
+"""Where credentials may travel: transport security and ``allowed_hosts``.
+
+A token is attached only over https or to a loopback host, only to hosts that
+``allowed_hosts`` admits, and a failed request is retried only against the origin
+it was authorised for.
+
+Example::
+
+    policy = HostPolicy(["api.example.com", "*.bringg.com", "127.0.0.0/8"])
+    policy.origin_for("https://eu2-admin-api.bringg.com/oauth/token")
+    # -> 'https://eu2-admin-api.bringg.com:443'
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from .errors import DisallowedHostError, InsecureTransportError
+
+__all__ = ["LOOPBACK_HOSTS", "HostPolicy", "is_loopback", "origin_of"]
+
+#: Patterns that admit every loopback address; providers add them to their defaults.
+LOOPBACK_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.0/8", "::1")
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_ORIGIN_CACHE_LIMIT = 512
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _split(url: str) -> tuple[str, str, int]:
+    """Return (scheme, host, port) of an absolute URL, host lower-cased without brackets."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if not host or scheme not in _DEFAULT_PORTS:
+        raise ValueError(
+            f"{_safe_url(url)!r} is not an absolute http(s) URL; "
+            "pass a URL such as 'https://api.example.com/path'."
+        )
+    try:
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError as exc:
+        raise ValueError(f"{_safe_url(url)!r} has an invalid port: {exc}") from None
+    return scheme, host, port
+
+
+def _safe_url(url: str) -> str:
+    """The URL without user info or query string, fit for an error message."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else url.split("?")[0]
+
+
+def origin_of(url: str) -> str:
+    """Normalised ``scheme://host:port`` of ``url``.
+
+    Example::
+
+        origin_of("https://API.example.com/x?y=1")  # 'https://api.example.com:443'
+    """
+    scheme, host, port = _split(url)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and any address in 127.0.0.0/8 or ``::1``."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class HostPolicy:
+    """Decides whether a URL may receive credentials.
+
+    ``allowed_hosts`` entries are exact host names (``api.example.com``), suffix
+    patterns (``*.example.com``: any sub-domain, not the bare domain), IP addresses
+    or networks (``127.0.0.0/8``). ``None`` admits every host (transport rules still
+    apply).
+    """
+
+    __slots__ = ("_exact", "_networks", "_origins", "_suffixes", "patterns")
+
+    def __init__(self, allowed_hosts: Iterable[str] | str | None = None) -> None:
+        self.patterns: tuple[str, ...] | None
+        self._exact: frozenset[str] = frozenset()
+        self._suffixes: tuple[str, ...] = ()
+        self._networks: tuple[IPNetwork, ...] = ()
+        # raw "scheme://netloc" prefix -> normalised origin, for URLs already admitted
+        self._origins: dict[str, str] = {}
+        if allowed_hosts is None:
+            self.patterns = None
+            return
+        if isinstance(allowed_hosts, str):
+            allowed_hosts = [allowed_hosts]
+        patterns = tuple(allowed_hosts)
+        exact: set[str] = set()
+        suffixes: list[str] = []
+        networks: list[IPNetwork] = []
+        for pattern in patterns:
+            if not isinstance(pattern, str) or not pattern.strip():
+                raise ValueError(
+                    f"allowed_hosts entries must be non-empty strings such as "
+                    f"'api.example.com' or '*.example.com', got {pattern!r}"
+                )
+            pattern = pattern.strip().lower().rstrip(".")
+            if pattern.startswith("*."):
+                suffixes.append(pattern[1:])
+                continue
+            try:
+                networks.append(ipaddress.ip_network(pattern.strip("[]"), strict=False))
+                continue
+            except ValueError:
+                pass
+            if "/" in pattern or "*" in pattern or ":" in pattern:
+                raise ValueError(
+                    f"allowed_hosts entry {pattern!r} is not a host name, '*.suffix' "
+                    "pattern, IP address or network; write e.g. 'api.example.com'."
+                )
+            exact.add(pattern)
+        self.patterns = patterns
+        self._exact = frozenset(exact)
+        self._suffixes = tuple(suffixes)
+        self._networks = tuple(networks)
+
+    def admits(self, host: str) -> bool:
+        """True when ``host`` matches ``allowed_hosts`` (always true without a list)."""
+        if self.patterns is None:
+            return True
+        host = host.strip("[]").rstrip(".").lower()
+        if host in self._exact or host.endswith(self._suffixes):
+            return True
+        if self._networks:
+            try:
+                address = ipaddress.ip_address(host)
+            except ValueError:
+                return False
+            return any(address in network for network in self._networks)
+        return False
+
+    def origin_for(self, url: str) -> str:
+        """Check ``url`` may carry credentials and return its normalised origin.
+
+        Raises :class:`InsecureTransportError` for plain http to a host that is not
+        loopback and :class:`DisallowedHostError` for a host outside ``allowed_hosts``.
+        """
+        # Fast path: the scheme://netloc prefix of a URL we already admitted.
+        end = url.find("/", url.find("//") + 2)
+        prefix = url if end < 0 else url[:end]
+        origin = self._origins.get(prefix)
+        if origin is not None:
+            return origin
+        scheme, host, _port = _split(url)
+        if scheme != "https" and not is_loopback(host):
+            raise InsecureTransportError(
+                f"Refusing to send credentials over plain http to {host!r}: use an "
+                "https:// URL (plain http is allowed only for loopback hosts)."
+            )
+        if not self.admits(host):
+            raise DisallowedHostError(
+                f"Refusing to send credentials to {host!r}: it is not in allowed_hosts "
+                f"{list(self.patterns or ())!r}. If this host is yours, add it with "
+                "allowed_hosts=[...]."
+            )
+        origin = origin_of(url)
+        if len(self._origins) >= _ORIGIN_CACHE_LIMIT:
+            self._origins.clear()
+        self._origins[prefix] = origin
+        return origin
+
+
+def check_endpoint_url(url: str, what: str) -> str:
+    """Validate a token or API endpoint URL given at construction; return it unchanged."""
+    if not isinstance(url, str) or not url:
+        raise ValueError(f"{what} must be an https:// URL string, got {type(url).__name__}")
+    scheme, host, _port = _split(url)
+    if scheme != "https" and not is_loopback(host):
+        raise InsecureTransportError(
+            f"{what} {_safe_url(url)!r} uses plain http: the client secret would travel "
+            "unencrypted. Use https:// (plain http is allowed only for loopback hosts)."
+        )
+    return url
