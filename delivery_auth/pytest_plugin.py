@@ -1,0 +1,1 @@
+"""pytest plugin of delivery-auth (fixtures arrive with the emulator)."""
