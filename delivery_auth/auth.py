@@ -29,7 +29,7 @@ from requests.cookies import extract_cookies_to_jar
 
 from .cache.base import TokenCache, cache_key
 from .cache.memory import MemoryTokenCache
-from .engine import Lease, TokenEngine, await_future
+from .engine import Lease, TokenEngine, TokenSource, await_future
 from .fetch import TokenFetcher
 from .flow import Attempt, FailureDetector, StatusFailureDetector, Step, inspect, inspect_body
 from .hosts import HostPolicy
@@ -465,7 +465,7 @@ class ClientCredentialsAuth(DeliveryAuth):
         self._secret_hash = hashlib.sha256(client_secret.encode()).hexdigest()
         scheme = self.header_scheme
         engine = TokenEngine(
-            fetcher,
+            self._token_source(fetcher),
             cache=cache if cache is not None else MemoryTokenCache(),
             key=cache_key(token_url, client_id, client_secret, fetcher.scope, fetcher.params),
             policy=policy,
@@ -474,6 +474,11 @@ class ClientCredentialsAuth(DeliveryAuth):
             + 5.0,
         )
         super().__init__(engine, allowed_hosts=allowed_hosts, failure_detector=failure_detector)
+
+    def _token_source(self, fetcher: TokenFetcher) -> TokenSource:
+        """Where the engine gets tokens; providers may wrap the fetcher (e.g. to check
+        the server's clock or to use another grant)."""
+        return fetcher
 
     @property
     def token_url(self) -> str:

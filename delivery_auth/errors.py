@@ -37,6 +37,8 @@ class TokenRequestError(DeliveryAuthError):
         error: the OAuth ``error`` code, or a problem-details ``title``.
         description: the server's human-readable explanation, if any.
         token_url: the endpoint that was asked.
+        problem_type: the ``type`` of an RFC 7807 problem-details body (DHL's
+            ``https://api.dhlecs.com/docs/errors/400.0000005``), if any.
     """
 
     def __init__(
@@ -47,12 +49,14 @@ class TokenRequestError(DeliveryAuthError):
         status_code: int | None = None,
         error: str | None = None,
         description: str | None = None,
+        problem_type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.token_url = token_url
         self.status_code = status_code
         self.error = error
         self.description = description
+        self.problem_type = problem_type
 
 
 class InvalidClientError(TokenRequestError):

@@ -302,6 +302,10 @@ class TokenFetcher:
                 status_code=status,
             )
         explained = f"{error}: {description}" if error and description else error or description
+        problem_type = self._scrub(body.get("type"))
+        if problem_type:
+            code = problem_type.rstrip("/").rsplit("/", 1)[-1]
+            explained = f"{explained}, problem {code}" if explained else f"problem {code}"
         detail = f" ({explained})" if explained else ""
         if status >= 400:
             rejected = (
@@ -318,6 +322,7 @@ class TokenFetcher:
                     status_code=status,
                     error=error,
                     description=description,
+                    problem_type=problem_type,
                 )
             raise TokenRequestError(
                 f"The token endpoint {self.token_url} refused the token request "
@@ -326,6 +331,7 @@ class TokenFetcher:
                 status_code=status,
                 error=error,
                 description=description,
+                problem_type=problem_type,
             )
         if not isinstance(payload, Mapping):
             kind = "not JSON" if payload is None else f"a JSON {type(payload).__name__}"
