@@ -308,10 +308,13 @@ class TokenFetcher:
             explained = f"{explained}, problem {code}" if explained else f"problem {code}"
         detail = f" ({explained})" if explained else ""
         if status >= 400:
+            oauth_error = body.get("error")
+            # A 400 without an OAuth error code (e.g. DHL's problem details) is how many
+            # servers say "bad credentials"; a 400 naming another code is something else.
             rejected = (
                 status == 401
-                or (status == 400 and (error is None or body.get("error") in _CREDENTIAL_ERRORS))
-                or body.get("error") in _CREDENTIAL_ERRORS
+                or oauth_error in _CREDENTIAL_ERRORS
+                or (status == 400 and not isinstance(oauth_error, str))
             )
             if rejected:
                 raise InvalidClientError(

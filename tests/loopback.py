@@ -144,7 +144,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         with state.lock:
             state.issued += 1
-            token = f"tok-{state.issued}-{hashlib.sha256(str(state.issued).encode()).hexdigest()[:8]}"
+            token = (
+                f"tok-{state.issued}-{hashlib.sha256(str(state.issued).encode()).hexdigest()[:8]}"
+            )
             state.valid.add(token)
             payload: dict[str, Any] = {"access_token": token, "token_type": "Bearer"}
             if state.expires_in is not None:
@@ -193,7 +195,7 @@ class LoopbackServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.state = State()
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def base(self) -> str:
