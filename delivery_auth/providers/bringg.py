@@ -1,0 +1,182 @@
+"""Bringg (Delivery Hub): OAuth2 client credentials on the account's regional host.
+
+The token response carries ``created_at``, the server's clock at issue: it is used
+only to warn about a skewed local clock; lifetimes are measured locally from
+``expires_in``. ``success: false`` at HTTP 200 is a business error, not an auth one:
+only a 401 gets a fresh token.
+
+Example::
+
+    auth = BringgAuth(client_id, client_secret, region="eu2", ttl=1800)
+    requests.get("https://eu2-admin-api.bringg.com/services/...", auth=auth)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..auth import ClientCredentialsAuth
+from ..engine import TokenSource
+from ..fetch import TokenFetcher
+from ..hosts import LOOPBACK_HOSTS
+from ..token import Token
+from . import ConfigurationError, read_env
+
+__all__ = ["REGION_HOSTS", "BringgAuth"]
+
+logger = logging.getLogger("delivery_auth")
+
+#: ``region`` -> API host (``None``: the global host of Bringg's examples).
+REGION_HOSTS: Mapping[str | None, str] = {
+    None: "admin-api.bringg.com",
+    "us2": "us2-admin-api.bringg.com",
+    "us3": "us3-api.bringg.com",
+    "eu2": "eu2-admin-api.bringg.com",
+    "eu3": "eu3-admin-api.bringg.com",
+}
+
+#: A server clock further than this from ours earns one WARNING.
+CLOCK_SKEW_TOLERANCE = 60.0
+
+
+class _ClockSkewCheck:
+    """Wraps the fetcher: compares each token's ``created_at`` with the local clock."""
+
+    __slots__ = ("_fetcher", "_warned")
+
+    def __init__(self, fetcher: TokenFetcher) -> None:
+        self._fetcher = fetcher
+        self._warned = False
+
+    def fetch(self) -> Token:
+        token = self._fetcher.fetch()
+        created_at = token.extra.get("created_at")
+        if (
+            not self._warned
+            and isinstance(created_at, (int, float))
+            and not isinstance(created_at, bool)
+            and math.isfinite(created_at)
+        ):
+            skew = token.issued_at - created_at
+            if abs(skew) > CLOCK_SKEW_TOLERANCE:
+                self._warned = True
+                logger.warning(
+                    "Bringg's clock and this machine's clock differ by %.0f s (token "
+                    "created_at vs local time). Token lifetimes are measured locally from "
+                    "expires_in, so this is harmless for delivery-auth, but check the "
+                    "machine's time synchronisation (NTP).",
+                    skew,
+                )
+        return token
+
+    def close(self) -> None:
+        self._fetcher.close()
+
+    def reset_after_fork(self) -> None:
+        self._fetcher.reset_after_fork()
+
+
+def _check_ttl(ttl: object) -> int | None:
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
+        raise ValueError(f"ttl must be a positive whole number of seconds, got {ttl!r}")
+    return ttl
+
+
+class BringgAuth(ClientCredentialsAuth):
+    """Auth for Bringg's Delivery Hub APIs.
+
+    ``region``: ``None`` (``admin-api.bringg.com``), ``"us2"``, ``"us3"``, ``"eu2"`` or
+    ``"eu3"``; the token URL is ``https://<region host>/oauth/token`` unless
+    ``token_url`` is given. ``ttl`` (seconds) is sent on every token request,
+    refreshes included. A 401 from the API gets one fresh token and one resend.
+
+    Other keyword options are those of :class:`~delivery_auth.ClientCredentialsAuth`.
+    ``allowed_hosts`` defaults to ``*.bringg.com`` plus loopback.
+
+    Example::
+
+        auth = BringgAuth(client_id, client_secret, region="us2")
+        requests.post("https://us2-admin-api.bringg.com/services/...", json=order, auth=auth)
+        async with httpx.AsyncClient(auth=auth) as client:
+            await client.post("https://us2-admin-api.bringg.com/services/...", json=order)
+    """
+
+    REGION_HOSTS = REGION_HOSTS
+    DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = ("*.bringg.com", *LOOPBACK_HOSTS)
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        region: str | None = None,
+        ttl: int | None = None,
+        token_url: str | None = None,
+        token_params: Mapping[str, object] | None = None,
+        allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
+        **options: Any,
+    ) -> None:
+        key = region.strip().lower() if isinstance(region, str) else region
+        if key not in REGION_HOSTS:
+            valid = ", ".join(repr(name) for name in REGION_HOSTS)
+            raise ValueError(f"Unknown Bringg region {region!r}; valid regions: {valid}.")
+        self.region = key
+        self.ttl = _check_ttl(ttl)
+        params = dict(token_params or {})
+        if self.ttl is not None:
+            params["ttl"] = self.ttl
+        super().__init__(
+            token_url or f"https://{REGION_HOSTS[key]}/oauth/token",
+            client_id,
+            client_secret,
+            token_params=params,
+            allowed_hosts=allowed_hosts,
+            **options,
+        )
+
+    @property
+    def api_host(self) -> str:
+        """The API host of the configured region."""
+        return REGION_HOSTS[self.region]
+
+    def _token_source(self, fetcher: TokenFetcher) -> TokenSource:
+        return _ClockSkewCheck(fetcher)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> BringgAuth:
+        """Build from ``BRINGG_CLIENT_ID``, ``BRINGG_CLIENT_SECRET`` and optionally
+        ``BRINGG_REGION`` and ``BRINGG_TTL`` (seconds).
+
+        Keyword ``overrides`` (e.g. ``token_url``) win over the environment.
+
+        Example::
+
+            auth = BringgAuth.from_env()
+        """
+        values = read_env(
+            cls.__name__,
+            ("BRINGG_CLIENT_ID", "BRINGG_CLIENT_SECRET"),
+            ("BRINGG_REGION", "BRINGG_TTL"),
+            environ,
+        )
+        if "BRINGG_REGION" in values:
+            overrides.setdefault("region", values["BRINGG_REGION"])
+        if "BRINGG_TTL" in values and "ttl" not in overrides:
+            raw = values["BRINGG_TTL"]
+            if not raw.isdigit() or int(raw) == 0:
+                raise ConfigurationError(
+                    f"BRINGG_TTL must be a positive whole number of seconds, got {raw[:20]!r}."
+                )
+            overrides["ttl"] = int(raw)
+        return cls(values["BRINGG_CLIENT_ID"], values["BRINGG_CLIENT_SECRET"], **overrides)
+
+    def __repr__(self) -> str:
+        return (
+            f"BringgAuth(client_id={self.client_id!r}, region={self.region!r}, "
+            f"token_url={self.token_url!r})"
+        )

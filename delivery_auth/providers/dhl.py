@@ -1,0 +1,170 @@
+"""DHL eCommerce Americas: OAuth2 client credentials with RFC 7807 problem details.
+
+Tokens live 60 minutes and DHL asks clients to refresh every 15 to 30 minutes, so
+the default policy refreshes at half the lifetime and never later than 30 minutes.
+A rejected login is a problem-details body such as
+``{"type": ".../errors/400.0000005", "title": "Invalid credentials"}`` at HTTP 400 or
+401; it surfaces as :class:`~delivery_auth.InvalidClientError` with the title and
+the problem code.
+
+Example::
+
+    auth = DHLeCommerceAuth(client_id, client_secret, environment="sandbox")
+    requests.get("https://api-sandbox.dhlecs.com/...", auth=auth)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..auth import ClientCredentialsAuth
+from ..engine import TokenSource
+from ..errors import InvalidClientError, TokenRequestError
+from ..fetch import TokenFetcher
+from ..hosts import LOOPBACK_HOSTS
+from ..token import Token
+from . import read_env
+
+__all__ = ["ENVIRONMENTS", "DHLeCommerceAuth"]
+
+#: ``environment`` -> token endpoint.
+ENVIRONMENTS: Mapping[str, str] = {
+    "production": "https://api.dhlecs.com/auth/v4/accesstoken",
+    "sandbox": "https://api-sandbox.dhlecs.com/auth/v4/accesstoken",
+}
+
+#: DHL's advice: refresh every 15-30 minutes.
+DEFAULT_MAX_TOKEN_AGE = 30 * 60.0
+
+_CREDENTIAL_WORDS = ("credential", "client")
+
+
+def _is_credentials_problem(error: TokenRequestError) -> bool:
+    """A 400/401 problem-details answer whose title says the credentials are wrong."""
+    if isinstance(error, InvalidClientError) or error.status_code not in (400, 401):
+        return False
+    title = (error.error or "").lower()
+    return error.problem_type is not None and any(word in title for word in _CREDENTIAL_WORDS)
+
+
+class _ProblemMapping:
+    """Wraps the fetcher: a 400 "Invalid credentials" problem becomes InvalidClientError.
+
+    (The fetcher already does this for 401 and for OAuth ``invalid_client`` bodies.)
+    """
+
+    __slots__ = ("_fetcher",)
+
+    def __init__(self, fetcher: TokenFetcher) -> None:
+        self._fetcher = fetcher
+
+    def fetch(self) -> Token:
+        try:
+            return self._fetcher.fetch()
+        except TokenRequestError as exc:
+            if not _is_credentials_problem(exc):
+                raise
+            code = (exc.problem_type or "").rstrip("/").rsplit("/", 1)[-1]
+            raise InvalidClientError(
+                f"The DHL eCommerce token endpoint {exc.token_url} rejected the client "
+                f"credentials (HTTP {exc.status_code}: {exc.error}, problem {code}). Check "
+                "client_id and client_secret, and that they belong to this environment "
+                "(sandbox credentials do not work in production).",
+                token_url=exc.token_url,
+                status_code=exc.status_code,
+                error=exc.error,
+                description=exc.description,
+                problem_type=exc.problem_type,
+            ) from None
+
+    def close(self) -> None:
+        self._fetcher.close()
+
+    def reset_after_fork(self) -> None:
+        self._fetcher.reset_after_fork()
+
+
+class DHLeCommerceAuth(ClientCredentialsAuth):
+    """Auth for DHL eCommerce Americas APIs.
+
+    ``environment``: ``"production"`` (``api.dhlecs.com``) or ``"sandbox"``
+    (``api-sandbox.dhlecs.com``); ``token_url`` overrides it. Tokens are refreshed
+    once half their lifetime has passed and at most 30 minutes after they were
+    obtained (``refresh_ratio=0.5``, ``max_token_age=1800``). A 401 from the API
+    ("Access token expired") gets one fresh token and one resend.
+
+    Other keyword options are those of :class:`~delivery_auth.ClientCredentialsAuth`.
+    ``allowed_hosts`` defaults to ``*.dhlecs.com`` plus loopback.
+
+    Example::
+
+        auth = DHLeCommerceAuth(client_id, client_secret, environment="sandbox")
+        requests.post("https://api-sandbox.dhlecs.com/shipping/v4/label", json=label, auth=auth)
+        with httpx.Client(auth=auth) as client:
+            client.post("https://api-sandbox.dhlecs.com/shipping/v4/label", json=label)
+    """
+
+    ENVIRONMENTS = ENVIRONMENTS
+    DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = ("*.dhlecs.com", *LOOPBACK_HOSTS)
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        environment: str = "production",
+        token_url: str | None = None,
+        refresh_ratio: float = 0.5,
+        max_token_age: float | None = DEFAULT_MAX_TOKEN_AGE,
+        allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
+        **options: Any,
+    ) -> None:
+        key = environment.strip().lower() if isinstance(environment, str) else environment
+        if key not in ENVIRONMENTS:
+            valid = ", ".join(repr(name) for name in ENVIRONMENTS)
+            raise ValueError(f"Unknown DHL eCommerce environment {environment!r}; valid: {valid}.")
+        self.environment = key
+        super().__init__(
+            token_url or ENVIRONMENTS[key],
+            client_id,
+            client_secret,
+            refresh_ratio=refresh_ratio,
+            max_token_age=max_token_age,
+            allowed_hosts=allowed_hosts,
+            **options,
+        )
+
+    def _token_source(self, fetcher: TokenFetcher) -> TokenSource:
+        return _ProblemMapping(fetcher)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> DHLeCommerceAuth:
+        """Build from ``DHL_ECOMMERCE_CLIENT_ID``, ``DHL_ECOMMERCE_CLIENT_SECRET`` and
+        optionally ``DHL_ECOMMERCE_ENVIRONMENT`` (``production`` or ``sandbox``).
+
+        Keyword ``overrides`` (e.g. ``token_url``) win over the environment.
+
+        Example::
+
+            auth = DHLeCommerceAuth.from_env(environment="sandbox")
+        """
+        values = read_env(
+            cls.__name__,
+            ("DHL_ECOMMERCE_CLIENT_ID", "DHL_ECOMMERCE_CLIENT_SECRET"),
+            ("DHL_ECOMMERCE_ENVIRONMENT",),
+            environ,
+        )
+        if "DHL_ECOMMERCE_ENVIRONMENT" in values:
+            overrides.setdefault("environment", values["DHL_ECOMMERCE_ENVIRONMENT"])
+        return cls(
+            values["DHL_ECOMMERCE_CLIENT_ID"], values["DHL_ECOMMERCE_CLIENT_SECRET"], **overrides
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"DHLeCommerceAuth(client_id={self.client_id!r}, "
+            f"environment={self.environment!r}, token_url={self.token_url!r})"
+        )

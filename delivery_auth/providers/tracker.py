@@ -1,0 +1,231 @@
+"""Delivery Tracker (tracker.delivery): GraphQL parcel tracking.
+
+Two ways in: an API key sent as ``Authorization: TRACKQL-API-KEY <id>:<secret>``
+(the vendor's recommendation, nothing to refresh), or OAuth2 client credentials
+and a Bearer token. Either way the API reports a rejected credential in the GraphQL
+body, at any HTTP status: an ``errors`` element with
+``extensions.code == "UNAUTHENTICATED"``. :class:`GraphQLFailureDetector` finds it.
+
+Example::
+
+    auth = DeliveryTrackerAuth("client-id", "client-secret")            # API key
+    auth = DeliveryTrackerAuth("client-id", "client-secret", method="oauth2")
+    query = {"query": "{ carriers(first: 1) { edges { node { id } } } }"}
+    requests.post(DeliveryTrackerAuth.GRAPHQL_URL, json=query, auth=auth)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..auth import ClientCredentialsAuth
+from ..cache.memory import MemoryTokenCache
+from ..engine import TokenEngine
+from ..flow import FailureDetector
+from ..hosts import LOOPBACK_HOSTS
+from ..policy import RefreshPolicy
+from ..token import Token
+from . import StaticSource, read_env
+
+__all__ = ["DeliveryTrackerAuth", "GraphQLFailureDetector", "is_json_content_type"]
+
+logger = logging.getLogger("delivery_auth")
+
+#: Bodies larger than this are not parsed: an auth error is a few hundred bytes, and
+#: parsing megabytes of tracking data to look for one would cost every large response.
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+def is_json_content_type(content_type: str) -> bool:
+    """True for ``application/json`` and ``application/*+json`` (any parameters)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _has_error_code(payload: object, code: str) -> bool:
+    """Whether a decoded GraphQL response has an error whose ``extensions.code`` is ``code``."""
+    if not isinstance(payload, dict):
+        return False
+    errors = payload.get("errors")
+    if not isinstance(errors, list):
+        return False
+    for error in errors:
+        if isinstance(error, dict):
+            extensions = error.get("extensions")
+            if isinstance(extensions, dict) and extensions.get("code") == code:
+                return True
+    return False
+
+
+class GraphQLFailureDetector:
+    """An auth failure is a JSON response, of any HTTP status, whose GraphQL ``errors``
+    array holds an error with ``extensions.code == code`` (``"UNAUTHENTICATED"``).
+
+    Only JSON responses are read. The body is parsed only when it contains the code
+    as plain bytes and is at most ``max_body`` bytes long; anything malformed
+    (not JSON, truncated, ``errors`` not a list, odd elements) is "not an auth
+    failure", never an exception. ``FORBIDDEN`` and other codes never match.
+
+    Example::
+
+        detector = GraphQLFailureDetector()
+        body = b'{"errors": [{"extensions": {"code": "UNAUTHENTICATED"}}]}'
+        detector.is_auth_failure(200, "application/json", body)   # True
+    """
+
+    __slots__ = ("_needle", "code", "max_body")
+
+    def __init__(self, code: str = "UNAUTHENTICATED", *, max_body: int = DEFAULT_MAX_BODY) -> None:
+        if not isinstance(code, str) or not code:
+            raise ValueError("code must be a non-empty string such as 'UNAUTHENTICATED'")
+        if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
+            raise ValueError(f"max_body must be a positive number of bytes, got {max_body!r}")
+        self.code = code
+        self.max_body = max_body
+        self._needle = code.encode()
+
+    def __repr__(self) -> str:
+        return f"GraphQLFailureDetector(code={self.code!r}, max_body={self.max_body})"
+
+    def needs_body(self, status_code: int, content_type: str) -> bool:
+        """Only JSON responses can carry a GraphQL error; the status does not matter."""
+        return is_json_content_type(content_type)
+
+    def is_auth_failure(self, status_code: int, content_type: str, body: bytes | None) -> bool:
+        """Whether ``body`` reports ``code`` (cheap byte search first, then JSON)."""
+        if not body or not is_json_content_type(content_type):
+            return False
+        if len(body) > self.max_body or self._needle not in body:
+            return False
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):  # not JSON, truncated, bad UTF-8, too deep
+            return False
+        return _has_error_code(payload, self.code)
+
+
+METHODS = ("api_key", "oauth2")
+
+
+class DeliveryTrackerAuth(ClientCredentialsAuth):
+    """Auth for the Delivery Tracker GraphQL API.
+
+    ``method="api_key"`` (default, the vendor's recommendation) sends
+    ``Authorization: TRACKQL-API-KEY <client_id>:<client_secret>``; there is nothing
+    to refresh, so an ``UNAUTHENTICATED`` answer is returned as it is, with a WARNING
+    (client IDs registered before 2024-05-13 work only with ``method="oauth2"``).
+
+    ``method="oauth2"`` gets a client-credentials token at :attr:`TOKEN_URL` and sends
+    ``Authorization: Bearer <token>``; an ``UNAUTHENTICATED`` answer at any HTTP status
+    gets one fresh token and one resend.
+
+    Other keyword options are those of :class:`~delivery_auth.ClientCredentialsAuth`
+    (``cache``, ``refresh_margin``, ``timeout``, ...); they matter in OAuth2 mode only.
+    ``allowed_hosts`` defaults to ``*.tracker.delivery`` plus loopback.
+
+    Example::
+
+        auth = DeliveryTrackerAuth(client_id, client_secret, method="oauth2")
+        query = {"query": "query { carriers(first: 10) { edges { node { id name } } } }"}
+        requests.post(DeliveryTrackerAuth.GRAPHQL_URL, json=query, auth=auth)
+        with httpx.Client(auth=auth) as client:
+            client.post(DeliveryTrackerAuth.GRAPHQL_URL, json=query)
+    """
+
+    GRAPHQL_URL = "https://apis.tracker.delivery/graphql"
+    TOKEN_URL = "https://auth.tracker.delivery/oauth2/token"
+    API_KEY_SCHEME = "TRACKQL-API-KEY"
+    DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = (
+        "tracker.delivery",
+        "*.tracker.delivery",
+        *LOOPBACK_HOSTS,
+    )
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        method: str = "api_key",
+        token_url: str = TOKEN_URL,
+        allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
+        failure_detector: FailureDetector | None = None,
+        **options: Any,
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.method = method
+        super().__init__(
+            token_url,
+            client_id,
+            client_secret,
+            allowed_hosts=allowed_hosts,
+            failure_detector=failure_detector or GraphQLFailureDetector(),
+            **options,
+        )
+        if method == "api_key":
+            if any(ch in value for value in (client_id, client_secret) for ch in "\r\n\x00"):
+                raise ValueError("client_id and client_secret must not contain control characters")
+            scheme = self.API_KEY_SCHEME
+            # The API key needs no token request: an engine that holds it and never renews.
+            self._engine = TokenEngine(
+                StaticSource("A Delivery Tracker API key"),
+                cache=MemoryTokenCache(),
+                key="delivery-tracker-api-key",
+                policy=RefreshPolicy(),
+                format_header=lambda token: f"{scheme} {token.access_token}",
+                initial=Token(access_token=f"{client_id}:{client_secret}", token_type=scheme),
+                refreshable=False,
+            )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> DeliveryTrackerAuth:
+        """Build from ``DELIVERY_TRACKER_CLIENT_ID``, ``DELIVERY_TRACKER_CLIENT_SECRET`` and
+        optionally ``DELIVERY_TRACKER_METHOD`` (``api_key`` or ``oauth2``).
+
+        Keyword ``overrides`` (e.g. ``token_url``, ``method``) win over the environment.
+
+        Example::
+
+            auth = DeliveryTrackerAuth.from_env(method="oauth2")
+        """
+        values = read_env(
+            cls.__name__,
+            ("DELIVERY_TRACKER_CLIENT_ID", "DELIVERY_TRACKER_CLIENT_SECRET"),
+            ("DELIVERY_TRACKER_METHOD",),
+            environ,
+        )
+        if "DELIVERY_TRACKER_METHOD" in values:
+            overrides.setdefault("method", values["DELIVERY_TRACKER_METHOD"].lower())
+        return cls(
+            values["DELIVERY_TRACKER_CLIENT_ID"],
+            values["DELIVERY_TRACKER_CLIENT_SECRET"],
+            **overrides,
+        )
+
+    def _cannot_refresh(self, status_code: int) -> None:
+        logger.warning(
+            "Delivery Tracker rejected the API key (UNAUTHENTICATED, HTTP %s); an API key "
+            "cannot be refreshed, so the response is returned as it is. Client IDs registered "
+            'before 2024-05-13 cannot be used as API keys: use method="oauth2" with them, '
+            "or create new credentials in the Delivery Tracker console.",
+            status_code,
+        )
+
+    def _identity(self) -> tuple[object, ...]:
+        return (*super()._identity(), self.method)
+
+    def __repr__(self) -> str:
+        if self.method == "api_key":
+            return f"DeliveryTrackerAuth(client_id={self.client_id!r}, method='api_key')"
+        return (
+            f"DeliveryTrackerAuth(client_id={self.client_id!r}, method='oauth2', "
+            f"token_url={self.token_url!r})"
+        )
