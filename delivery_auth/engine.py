@@ -209,6 +209,8 @@ class TokenEngine:
     def close(self) -> None:
         """Stop the token source and the background thread; the engine cannot be used after."""
         self._closed = True
+        with self._guard:
+            self._lease = None  # every later use takes the slow path, which refuses
         self._source.close()
         with self._guard:
             executor, self._executor = self._executor, None

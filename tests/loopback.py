@@ -191,6 +191,7 @@ class Handler(BaseHTTPRequestHandler):
 class LoopbackServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # hundreds of concurrent clients connect at once
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
