@@ -1,0 +1,170 @@
+"""Delivery Tracker in the emulator: OAuth2 token endpoint and the GraphQL API.
+
+- ``POST /tracker/oauth2/token`` — client credentials, form-urlencoded, client auth in
+  the body or HTTP Basic; answers ``{access_token, token_type, expires_in}``.
+- ``POST /tracker/graphql`` — ``Authorization: Bearer <token>`` or
+  ``Authorization: TRACKQL-API-KEY <client_id>:<client_secret>``. A missing, unknown,
+  expired or revoked credential is answered the vendor's way: a GraphQL error with
+  ``extensions.code == "UNAUTHENTICATED"`` at HTTP 200 (the status is a knob:
+  ``emu.tracker_unauthenticated_status``). The seed's ``AuthTestQuery`` gets a small
+  list of carriers; a ``track(...)`` query gets a delivered parcel.
+"""
+
+from __future__ import annotations
+
+import re
+
+from werkzeug.wrappers import Request, Response
+
+from .app import (
+    bearer,
+    fault_response,
+    json_response,
+    method_not_allowed,
+    not_found,
+    parse_token_request,
+    read_json,
+    record_token_request,
+)
+from .state import CREDENTIALS, TRACKER_LEGACY, EmulatorState
+
+__all__ = ["GRAPHQL_PATH", "TOKEN_PATH", "handle"]
+
+TOKEN_PATH = "/oauth2/token"
+GRAPHQL_PATH = "/graphql"
+PROVIDER = "tracker"
+
+CARRIERS = (
+    ("kr.cjlogistics", "CJ Logistics"),
+    ("kr.epost", "Korea Post"),
+    ("de.dhl", "DHL"),
+    ("us.fedex", "FedEx"),
+    ("us.ups", "UPS"),
+    ("jp.yamato", "Yamato Transport"),
+)
+_FIRST = re.compile(r"carriers\s*\(\s*first\s*:\s*(\d+)")
+
+
+def handle(request: Request, state: EmulatorState, path: str) -> Response:
+    if path == TOKEN_PATH:
+        return token(request, state)
+    if path == GRAPHQL_PATH:
+        return graphql(request, state)
+    return not_found(PROVIDER, path, (TOKEN_PATH, GRAPHQL_PATH))
+
+
+def _oauth_error(error: str, description: str, status: int = 400) -> Response:
+    return json_response(
+        {"error": error, "error_description": description}, status, Cache_Control="no-store"
+    )
+
+
+def _invalid_client() -> Response:
+    response = _oauth_error("invalid_client", "Client authentication failed.", 401)
+    response.headers["WWW-Authenticate"] = 'Basic realm="tracker.delivery"'
+    return response
+
+
+def token(request: Request, state: EmulatorState) -> Response:
+    auth = parse_token_request(request)
+    record_token_request(state, PROVIDER, auth)
+    fault = state.next_fault(PROVIDER, "token")
+    if fault is not None:
+        faulted = fault_response(state, fault, _invalid_client)
+        if faulted is not None:
+            return faulted
+    if request.method != "POST":
+        return method_not_allowed("POST")
+    if auth.body_format not in ("form", "empty"):
+        return _oauth_error(
+            "invalid_request", "Send the token request as application/x-www-form-urlencoded."
+        )
+    if auth.method == "both":
+        return _oauth_error("invalid_request", "Use one client authentication method, not two.")
+    grant_type = auth.params.get("grant_type")
+    if grant_type is None:
+        return _oauth_error("invalid_request", "Missing grant_type.")
+    if grant_type != "client_credentials":
+        return _oauth_error("unsupported_grant_type", f"Grant {grant_type!r} is not supported.")
+    known = CREDENTIALS[PROVIDER]
+    if not (
+        auth.matches(known.client_id, known.client_secret)
+        or auth.matches(TRACKER_LEGACY.client_id, TRACKER_LEGACY.client_secret)
+    ):
+        return _invalid_client()
+    assert auth.client_id is not None
+    issued = state.issue(PROVIDER, auth.client_id)
+    ttl = state.token_ttl
+    return json_response(
+        {
+            "access_token": issued.value,
+            "token_type": "Bearer",
+            "expires_in": int(ttl) if ttl == int(ttl) else ttl,
+        },
+        Cache_Control="no-store",
+    )
+
+
+def _errors(status: int, code: str, message: str) -> Response:
+    return json_response(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}, status
+    )
+
+
+def _unauthenticated(state: EmulatorState, message: str) -> Response:
+    state.stats.count(state.stats.auth_failures, PROVIDER)
+    return _errors(state.knobs.tracker_unauthenticated_status, "UNAUTHENTICATED", message)
+
+
+def _authenticate(request: Request, state: EmulatorState) -> str | None:
+    """``None`` when the request may go on, else why it is UNAUTHENTICATED."""
+    api_key = bearer(request, "TRACKQL-API-KEY")
+    if api_key is not None:
+        client_id, _, secret = api_key.partition(":")
+        known = CREDENTIALS[PROVIDER]
+        if (client_id, secret) == (known.client_id, known.client_secret):
+            return None
+        if client_id == TRACKER_LEGACY.client_id:
+            return (
+                "This client ID was registered before 2024-05-13 and cannot be used as an "
+                "API key; use the OAuth2 method."
+            )
+        return "Invalid API key."
+    access_token = bearer(request)
+    if access_token is None:
+        return "Authentication required: send a Bearer token or a TRACKQL-API-KEY."
+    status = state.check_token(PROVIDER, access_token)
+    if status == "ok":
+        return None
+    return "Access token expired." if status == "expired" else "Invalid access token."
+
+
+def graphql(request: Request, state: EmulatorState) -> Response:
+    state.stats.count(state.stats.resource_requests, PROVIDER)
+    fault = state.next_fault(PROVIDER, "resource")
+    if fault is not None:
+        faulted = fault_response(
+            state, fault, lambda: _unauthenticated(state, "Access token expired.")
+        )
+        if faulted is not None:
+            return faulted
+    if request.method != "POST":
+        return method_not_allowed("POST")
+    problem = _authenticate(request, state)
+    if problem is not None:
+        return _unauthenticated(state, problem)
+    body = read_json(request)
+    query = body.get("query") if isinstance(body, dict) else None
+    if not isinstance(query, str) or not query.strip():
+        return _errors(400, "BAD_REQUEST", 'Send a JSON body such as {"query": "..."}.')
+    if "carriers" in query:
+        match = _FIRST.search(query)
+        first = min(int(match.group(1)), len(CARRIERS)) if match else len(CARRIERS)
+        edges = [{"node": {"id": cid, "name": name}} for cid, name in CARRIERS[:first]]
+        return json_response({"data": {"carriers": {"edges": edges}}})
+    if re.search(r"\btrack\s*\(", query):
+        event = {"time": "2024-06-01T09:30:00+09:00", "status": {"code": "DELIVERED"}}
+        return json_response({"data": {"track": {"lastEvent": event}}})
+    return _errors(
+        200, "BAD_REQUEST", "The emulator answers only carriers(...) and track(...) queries."
+    )
