@@ -4,8 +4,8 @@ Tokens live 60 minutes and DHL asks clients to refresh every 15 to 30 minutes, s
 the default policy refreshes at half the lifetime and never later than 30 minutes.
 A rejected login is a problem-details body such as
 ``{"type": ".../errors/400.0000005", "title": "Invalid credentials"}`` at HTTP 400 or
-401; it surfaces as :class:`~delivery_auth.InvalidClientError` with the title and
-the problem code.
+401; the core's token fetcher raises :class:`~delivery_auth.InvalidClientError` for
+it, with the title and the problem code in the message and attributes.
 
 Example::
 
@@ -19,11 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..auth import ClientCredentialsAuth
-from ..engine import TokenSource
-from ..errors import InvalidClientError, TokenRequestError
-from ..fetch import TokenFetcher
 from ..hosts import LOOPBACK_HOSTS
-from ..token import Token
 from . import read_env
 
 __all__ = ["ENVIRONMENTS", "DHLeCommerceAuth"]
@@ -36,53 +32,6 @@ ENVIRONMENTS: Mapping[str, str] = {
 
 #: DHL's advice: refresh every 15-30 minutes.
 DEFAULT_MAX_TOKEN_AGE = 30 * 60.0
-
-_CREDENTIAL_WORDS = ("credential", "client")
-
-
-def _is_credentials_problem(error: TokenRequestError) -> bool:
-    """A 400/401 problem-details answer whose title says the credentials are wrong."""
-    if isinstance(error, InvalidClientError) or error.status_code not in (400, 401):
-        return False
-    title = (error.error or "").lower()
-    return error.problem_type is not None and any(word in title for word in _CREDENTIAL_WORDS)
-
-
-class _ProblemMapping:
-    """Wraps the fetcher: a 400 "Invalid credentials" problem becomes InvalidClientError.
-
-    (The fetcher already does this for 401 and for OAuth ``invalid_client`` bodies.)
-    """
-
-    __slots__ = ("_fetcher",)
-
-    def __init__(self, fetcher: TokenFetcher) -> None:
-        self._fetcher = fetcher
-
-    def fetch(self) -> Token:
-        try:
-            return self._fetcher.fetch()
-        except TokenRequestError as exc:
-            if not _is_credentials_problem(exc):
-                raise
-            code = (exc.problem_type or "").rstrip("/").rsplit("/", 1)[-1]
-            raise InvalidClientError(
-                f"The DHL eCommerce token endpoint {exc.token_url} rejected the client "
-                f"credentials (HTTP {exc.status_code}: {exc.error}, problem {code}). Check "
-                "client_id and client_secret, and that they belong to this environment "
-                "(sandbox credentials do not work in production).",
-                token_url=exc.token_url,
-                status_code=exc.status_code,
-                error=exc.error,
-                description=exc.description,
-                problem_type=exc.problem_type,
-            ) from None
-
-    def close(self) -> None:
-        self._fetcher.close()
-
-    def reset_after_fork(self) -> None:
-        self._fetcher.reset_after_fork()
 
 
 class DHLeCommerceAuth(ClientCredentialsAuth):
@@ -134,9 +83,6 @@ class DHLeCommerceAuth(ClientCredentialsAuth):
             allowed_hosts=allowed_hosts,
             **options,
         )
-
-    def _token_source(self, fetcher: TokenFetcher) -> TokenSource:
-        return _ProblemMapping(fetcher)
 
     @classmethod
     def from_env(
