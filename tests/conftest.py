@@ -16,6 +16,11 @@ from loopback import CLIENT_ID, CLIENT_SECRET, LoopbackServer
 
 from delivery_auth import BackoffPolicy, ClientCredentialsAuth
 
+# Users get our fixtures through the pytest11 entry point. Here that entry point is disabled
+# (-p no:delivery_auth in pyproject.toml) because it would import the package before
+# pytest-cov starts measuring; loading the same plugin from this conftest keeps coverage true.
+pytest_plugins = ["delivery_auth.pytest_plugin"]
+
 #: Every client an auth object must work with.
 CLIENTS = ["requests", "httpx", "httpx-async", "httpx2"]
 FAST_BACKOFF = BackoffPolicy(attempts=3, base_delay=0.001, max_delay=0.01)
