@@ -60,15 +60,16 @@ class _ClockSkewCheck:
             and not isinstance(created_at, bool)
             and math.isfinite(created_at)
         ):
-            skew = token.issued_at - created_at
-            if abs(skew) > CLOCK_SKEW_TOLERANCE:
+            ahead = created_at - token.issued_at
+            if abs(ahead) > CLOCK_SKEW_TOLERANCE:
                 self._warned = True
                 logger.warning(
-                    "Bringg's clock and this machine's clock differ by %.0f s (token "
-                    "created_at vs local time). Token lifetimes are measured locally from "
-                    "expires_in, so this is harmless for delivery-auth, but check the "
-                    "machine's time synchronisation (NTP).",
-                    skew,
+                    "Bringg's clock is %.0f s %s this machine's clock (token created_at vs "
+                    "local time). Token lifetimes are measured locally from expires_in, so "
+                    "delivery-auth is not affected, but check this machine's time "
+                    "synchronisation (NTP): other time-based checks may fail.",
+                    abs(ahead),
+                    "ahead of" if ahead > 0 else "behind",
                 )
         return token
 
