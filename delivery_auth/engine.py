@@ -44,6 +44,7 @@ _INF = math.inf
 #: After a failed background refresh, wait this long (capped by the token's usable
 #: time) before trying again in the background.
 _BACKGROUND_RETRY = 5.0
+_CLOSED = "This auth object was closed; create a new one to go on."
 
 
 class TokenSource(Protocol):
@@ -174,7 +175,10 @@ class TokenEngine:
                 return lease
         flight, leader = self._join_flight()
         if leader:
-            self._pool().submit(self._fly, flight)
+            try:
+                self._pool().submit(self._fly, flight)
+            except RuntimeError:  # close() shut the pool down in between
+                self._abandon(flight, DeliveryAuthError(_CLOSED))
         return await await_future(flight)
 
     # -- failures -------------------------------------------------------------------
@@ -248,6 +252,8 @@ class TokenEngine:
     def _join_flight(self) -> tuple[concurrent.futures.Future[Lease], bool]:
         """The flight in progress, or a new one that the caller must fly (leader)."""
         with self._guard:
+            if self._closed:
+                raise DeliveryAuthError(_CLOSED)
             lease = self._lease
             if lease is not None and time.monotonic() < lease.usable_until:
                 done: concurrent.futures.Future[Lease] = concurrent.futures.Future()
@@ -273,10 +279,14 @@ class TokenEngine:
         logger.debug("Refreshing token %s ahead of expiry", lease.token.fingerprint)
         try:
             self._pool().submit(self._fly, flight, True)
-        except RuntimeError:  # the pool was shut down by close() meanwhile
-            with self._guard:
+        except RuntimeError:  # close() shut the pool down in between
+            self._abandon(flight, DeliveryAuthError(_CLOSED))
+
+    def _abandon(self, flight: concurrent.futures.Future[Lease], error: Exception) -> None:
+        with self._guard:
+            if self._flight is flight:
                 self._flight = None
-            flight.cancel()
+        flight.set_exception(error)
 
     def _fly(self, flight: concurrent.futures.Future[Lease], background: bool = False) -> None:
         """Obtain a token for everybody waiting on ``flight``; never raises."""
@@ -314,7 +324,7 @@ class TokenEngine:
     def _obtain(self) -> Lease:
         """Take a newer token from the cache, or fetch one under the cache's lock."""
         if self._closed:
-            raise DeliveryAuthError("This auth object was closed; create a new one to go on.")
+            raise DeliveryAuthError(_CLOSED)
         current = self._lease
         replacing = None if current is None else current.token
         lease = self._adoptable(self._cache.get(self._key), replacing)
