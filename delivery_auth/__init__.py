@@ -24,17 +24,30 @@ from .errors import (
 )
 from .flow import FailureDetector, StatusFailureDetector
 from .policy import BackoffPolicy, RefreshPolicy
+from .providers import (
+    BringgAuth,
+    ConfigurationError,
+    DeliveryTrackerAuth,
+    DHLeCommerceAuth,
+    GraphQLFailureDetector,
+    YandexCourierAuth,
+)
 from .token import Token
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackoffPolicy",
+    "BringgAuth",
     "ClientCredentialsAuth",
+    "ConfigurationError",
+    "DHLeCommerceAuth",
     "DeliveryAuth",
     "DeliveryAuthError",
+    "DeliveryTrackerAuth",
     "DisallowedHostError",
     "FailureDetector",
+    "GraphQLFailureDetector",
     "InsecureTransportError",
     "InvalidClientError",
     "MemoryTokenCache",
@@ -45,5 +58,6 @@ __all__ = [
     "TokenEndpointUnavailableError",
     "TokenRequestError",
     "TokenRevokedError",
+    "YandexCourierAuth",
     "__version__",
 ]
