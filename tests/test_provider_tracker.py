@@ -109,6 +109,9 @@ class TestApiKey:
         assert CLIENT_SECRET not in repr(auth)
         assert CLIENT_SECRET not in repr(auth.get_token())
         assert "api_key" in repr(auth)
+        oauth2 = make_auth(method="oauth2")
+        assert "oauth2" in repr(oauth2)
+        assert CLIENT_SECRET not in repr(oauth2)
 
 
 class TestOAuth2:

@@ -366,6 +366,30 @@ class TestDeviceLogin:
         with pytest.raises(DeviceLoginError, match="HTTP 500"):
             self.run(server)
 
+    @pytest.mark.parametrize(("interval", "expected"), [("7", 7), ("soon", 5), (0, 5), (None, 5)])
+    def test_odd_intervals(self, interval: Any, expected: int, server: YandexServer) -> None:
+        answer = {
+            "device_code": "dev-code-1",
+            "user_code": "U",
+            "verification_url": "https://ya.ru/device",
+            "interval": interval,
+        }
+        server.token_script.append(Reply(200, answer))
+        server.device_outcomes.append("authorization_pending")
+        _, sleeps, codes = self.run(server, device_id="box-1")
+        assert sleeps == [expected]
+        assert codes[0].expires_in == 300
+        assert server.token_requests[0].form["device_id"] == "box-1"
+
+    def test_unreachable_and_bad_arguments(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with pytest.raises(DeliveryAuthError, match="Could not reach"):
+            device_login(CLIENT_ID, CLIENT_SECRET, oauth_url=f"http://127.0.0.1:{port}", timeout=2)
+        with pytest.raises(ValueError, match="client_secret"):
+            device_login(CLIENT_ID, "")
+
 
 class TestHostsAndConfiguration:
     @pytest.mark.parametrize("client", CLIENTS)
