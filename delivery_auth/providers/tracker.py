@@ -172,7 +172,9 @@ class DeliveryTrackerAuth(ClientCredentialsAuth):
             if any(ch in value for value in (client_id, client_secret) for ch in "\r\n\x00"):
                 raise ValueError("client_id and client_secret must not contain control characters")
             scheme = self.API_KEY_SCHEME
-            # The API key needs no token request: an engine that holds it and never renews.
+            # The API key needs no token request: an engine that holds it and never renews
+            # replaces the client-credentials one (closed at once: it never sent anything).
+            self._engine.close()
             self._engine = TokenEngine(
                 StaticSource("A Delivery Tracker API key"),
                 cache=MemoryTokenCache(),
