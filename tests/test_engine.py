@@ -16,7 +16,7 @@ import pytest
 import requests
 import trio
 import trio.lowlevel
-from conftest import call
+from conftest import CLIENTS, call
 from loopback import LoopbackServer, Reply
 
 from delivery_auth import ClientCredentialsAuth, DeliveryAuthError, MemoryTokenCache, Token
@@ -256,15 +256,18 @@ class TestCompareAndRefresh:
 
 
 class TestExpiryPolicy:
-    def test_refresh_ahead_nobody_waits(self, server: LoopbackServer, make_auth: MakeAuth) -> None:
+    @pytest.mark.parametrize("client", CLIENTS)
+    def test_refresh_ahead_nobody_waits(
+        self, server: LoopbackServer, make_auth: MakeAuth, client: str
+    ) -> None:
         cache = MemoryTokenCache()
         auth = make_auth(cache=cache)
         seeded = seed(auth, server, cache, lifetime=3600, age=2000)  # past half-life
         gate = threading.Event()
         server.state.token_gate = gate
         # The token endpoint is held: every call must still succeed with the seeded token.
-        for _ in range(20):
-            assert call("requests", auth, "GET", server.url()).status == 200
+        for _ in range(5):
+            assert call(client, auth, "GET", server.url()).status == 200
         assert server.state.token_arrived.wait(5)
         flight = auth._engine._flight
         assert flight is not None
@@ -281,41 +284,44 @@ class TestExpiryPolicy:
         )
         assert len(server.state.token_requests) == 1
 
+    @pytest.mark.parametrize("client", CLIENTS)
     def test_token_within_margin_is_never_sent(
-        self, server: LoopbackServer, make_auth: MakeAuth
+        self, server: LoopbackServer, make_auth: MakeAuth, client: str
     ) -> None:
         cache = MemoryTokenCache()
         auth = make_auth(cache=cache, refresh_margin=60)
         seeded = seed(auth, server, cache, lifetime=3600, age=3600 - 30)
-        assert call("requests", auth, "GET", server.url()).status == 200
+        assert call(client, auth, "GET", server.url()).status == 200
         assert (
             server.state.api_requests[0].headers["Authorization"] != f"Bearer {seeded.access_token}"
         )
         assert len(server.state.token_requests) == 1
 
+    @pytest.mark.parametrize("client", CLIENTS)
     def test_zero_margin_sends_until_expiry(
-        self, server: LoopbackServer, make_auth: MakeAuth
+        self, server: LoopbackServer, make_auth: MakeAuth, client: str
     ) -> None:
         cache = MemoryTokenCache()
         auth = make_auth(cache=cache, refresh_margin=0, refresh_ratio=1)
         seeded = seed(auth, server, cache, lifetime=3600, age=3600 - 30)
-        assert call("requests", auth, "GET", server.url()).status == 200
+        assert call(client, auth, "GET", server.url()).status == 200
         assert (
             server.state.api_requests[0].headers["Authorization"] == f"Bearer {seeded.access_token}"
         )
         assert server.state.token_requests == []
 
+    @pytest.mark.parametrize("client", CLIENTS)
     def test_token_without_lifetime_is_kept_until_rejected(
-        self, server: LoopbackServer, make_auth: MakeAuth
+        self, server: LoopbackServer, make_auth: MakeAuth, client: str
     ) -> None:
         server.state.expires_in = None
         auth = make_auth()
         for _ in range(3):
-            assert call("requests", auth, "GET", server.url()).status == 200
+            assert call(client, auth, "GET", server.url()).status == 200
         assert len(server.state.token_requests) == 1
         assert auth.get_token().lifetime is None
         server.state.revoke_all()
-        assert call("requests", auth, "GET", server.url()).status == 200
+        assert call(client, auth, "GET", server.url()).status == 200
         assert len(server.state.token_requests) == 2
 
     @pytest.mark.parametrize("jump", [+86400 * 365, -86400 * 365])
