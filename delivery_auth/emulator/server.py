@@ -353,6 +353,16 @@ class Emulator:
         if expires_in is not None:
             knobs.device_expires_in = expires_in
 
+    def issue_token(self, provider: str) -> str:
+        """A new valid access token of ``provider`` for its test client, without a request.
+
+        Example::
+
+            token = emu.issue_token("yandex")   # a Yandex OAuth token, as if pasted by a user
+            auth = emu.auth("yandex", token=token)
+        """
+        return self.state.issue(check_provider(provider), CREDENTIALS[provider].client_id).value
+
     def revoke(self, access_token: str) -> bool:
         """Revoke one access token; ``False`` if the emulator never issued it."""
         return self.state.revoke(access_token)
