@@ -93,7 +93,9 @@ class TestApiKey:
         assert result.json() == UNAUTHENTICATED_SECOND
         assert len(server.api_requests) == 1  # never resent: nothing to refresh
         assert server.token_requests == []
-        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        warnings = [
+            r for r in caplog.records if r.name == "delivery_auth" and r.levelno == logging.WARNING
+        ]
         assert len(warnings) == 1
         message = warnings[0].getMessage()
         assert "2024-05-13" in message

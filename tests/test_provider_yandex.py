@@ -117,7 +117,11 @@ class TestWithoutRefreshToken:
         assert result.history == []
         assert len(server.api_requests) == 1
         assert server.token_requests == []
-        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        warnings = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "delivery_auth" and r.levelno == logging.WARNING
+        ]
         assert len(warnings) == 1
         assert "authorize_url" in warnings[0]
         assert "device_login" in warnings[0]

@@ -61,7 +61,11 @@ def read_env(
     """The set, non-empty values of ``required`` and ``optional`` variables.
 
     Raises :class:`ConfigurationError` naming every required variable that is unset
-    or empty (never a value).
+    or empty (never a value). A new provider's ``from_env`` is built on it.
+
+    Example::
+
+        values = read_env("AcmeAuth", ("ACME_CLIENT_ID", "ACME_CLIENT_SECRET"), ("ACME_REGION",))
     """
     env = os.environ if environ is None else environ
     values = {name: env[name].strip() for name in (*required, *optional) if env.get(name, "")}
