@@ -123,6 +123,15 @@ class ProviderServer(ThreadingHTTPServer):
         with self.lock:
             return header.startswith(prefix) and header[len(prefix) :] in self.valid
 
+    def secrets_seen(self) -> set[str]:
+        """The client secret and every credential that was sent to the API."""
+        found = {CLIENT_SECRET}
+        for seen in self.api_requests:
+            header = seen.headers.get("Authorization", "")
+            if " " in header:
+                found.add(header.split(" ", 1)[1])
+        return found
+
     def revoke_all(self) -> None:
         with self.lock:
             self.valid.clear()
@@ -351,6 +360,15 @@ class YandexServer(ProviderServer):
                 return Reply(400, {"error": "invalid_client"})
             return self.issue(seen)
         return super().token(seen)
+
+    def secrets_seen(self) -> set[str]:
+        found = super().secrets_seen()
+        found.update(
+            seen.form["refresh_token"]
+            for seen in self.token_requests
+            if "refresh_token" in seen.form
+        )
+        return found
 
     def _tokens(self) -> Reply:
         refresh = f"1:refresh-{next(self.counter)}"

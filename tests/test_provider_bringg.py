@@ -259,3 +259,24 @@ class TestHostsAndConfiguration:
             BringgAuth.from_env({**env, "BRINGG_TTL": "30m"})
         with pytest.raises(ValueError, match="region"):
             BringgAuth.from_env({**env, "BRINGG_REGION": "mars"})
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_no_secret_or_token_in_logs_or_reprs(
+    client: str, server: BringgServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with BringgAuth(CLIENT_ID, CLIENT_SECRET, token_url=server.token_url, ttl=60) as auth:
+        assert (
+            call(client, auth, "POST", server.url("/open_api/v1/orders"), json={"id": 1}).status
+            == 200
+        )
+        server.revoke_all()
+        result = call(client, auth, "POST", server.url("/open_api/v1/orders"), json={"id": 1})
+        assert result.status == 200
+        assert result.history
+        shown = caplog.text + repr(auth) + str(auth) + repr(auth.get_token())
+    secrets = server.secrets_seen()
+    assert len(secrets) >= 3  # the client secret and two credentials
+    for secret in secrets:
+        assert secret not in shown

@@ -221,3 +221,24 @@ class TestHostsAndConfiguration:
             DHLeCommerceAuth.from_env({"DHL_ECOMMERCE_CLIENT_ID": "x"})
         assert caught.value.missing == ("DHL_ECOMMERCE_CLIENT_SECRET",)
         assert "DHL_ECOMMERCE_CLIENT_SECRET" in str(caught.value)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_no_secret_or_token_in_logs_or_reprs(
+    client: str, server: DHLServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with DHLeCommerceAuth(CLIENT_ID, CLIENT_SECRET, token_url=server.token_url) as auth:
+        assert (
+            call(client, auth, "POST", server.url("/shipping/v4/label"), json={"pickup": 1}).status
+            == 200
+        )
+        server.revoke_all()
+        result = call(client, auth, "POST", server.url("/shipping/v4/label"), json={"pickup": 1})
+        assert result.status == 200
+        assert result.history
+        shown = caplog.text + repr(auth) + str(auth) + repr(auth.get_token())
+    secrets = server.secrets_seen()
+    assert len(secrets) >= 3  # the client secret and two credentials
+    for secret in secrets:
+        assert secret not in shown

@@ -409,3 +409,23 @@ class TestHostsAndConfiguration:
         )
         assert "DELIVERY_TRACKER_CLIENT_ID, DELIVERY_TRACKER_CLIENT_SECRET" in str(caught.value)
         assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_no_secret_or_token_in_logs_or_reprs(
+    client: str, server: TrackerServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with DeliveryTrackerAuth(
+        CLIENT_ID, CLIENT_SECRET, method="oauth2", token_url=server.token_url
+    ) as auth:
+        assert call(client, auth, "POST", server.graphql_url, json=QUERY).status == 200
+        server.revoke_all()
+        result = call(client, auth, "POST", server.graphql_url, json=QUERY)
+        assert result.status == 200
+        assert result.history
+        shown = caplog.text + repr(auth) + str(auth) + repr(auth.get_token())
+    secrets = server.secrets_seen()
+    assert len(secrets) >= 3  # the client secret and two credentials
+    for secret in secrets:
+        assert secret not in shown

@@ -435,3 +435,28 @@ class TestHostsAndConfiguration:
                 {"YANDEX_COURIER_TOKEN": "t", "YANDEX_REFRESH_TOKEN": "r", "YANDEX_CLIENT_ID": ""}
             )
         assert caught.value.missing == ("YANDEX_CLIENT_ID", "YANDEX_CLIENT_SECRET")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_no_secret_or_token_in_logs_or_reprs(
+    client: str, server: YandexServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with YandexCourierAuth(
+        YANDEX_TOKEN,
+        refresh_token=YANDEX_REFRESH,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        token_url=server.url("/token"),
+    ) as auth:
+        assert call(client, auth, "GET", server.url("/api/v1/test")).status == 200
+        server.revoke_all()
+        result = call(client, auth, "GET", server.url("/api/v1/test"))
+        assert result.status == 200
+        assert result.history
+        shown = caplog.text + repr(auth) + str(auth) + repr(auth.get_token())
+    secrets = server.secrets_seen()
+    assert YANDEX_REFRESH in secrets
+    assert len(secrets) >= 3  # the client secret and two credentials
+    for secret in secrets:
+        assert secret not in shown
