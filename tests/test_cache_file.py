@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 from loopback import CLIENT_ID, CLIENT_SECRET, LoopbackServer
 
 from delivery_auth import BackoffPolicy, ClientCredentialsAuth, Token
 from delivery_auth.cache import TokenCache, cache_key
-from delivery_auth.cache.codec import TokenCodec
+from delivery_auth.cache.codec import CacheRecordError, TokenCodec
 from delivery_auth.cache.file import FileTokenCache
 
 # Fresh processes forked from a clean single-threaded server that imported the modules
@@ -162,20 +162,28 @@ def run_cold_start(fleet: Fleet, server: LoopbackServer, workers: int = 8) -> li
 
 
 def run_killed_holder(
-    fleet: Fleet, server: LoopbackServer, waiting_started: Callable[[], None] | None = None
+    fleet: Fleet, server: LoopbackServer, waiter_attempts: Callable[[], int] | None = None
 ) -> list[Outcome]:
-    """A worker dies (SIGKILL) holding the cache lock mid-fetch; two others must go on."""
+    """A worker dies (SIGKILL) holding the cache lock mid-fetch; two others must go on.
+
+    ``waiter_attempts`` counts lock attempts where the cache can tell (Redis): then the
+    holder is killed only once both others are known to be waiting for its lock.
+    """
     gate = threading.Event()
     server.state.token_gate = gate
     go = PROCESSES.Event()
-    waiters = fleet.start(2, go, timeout=1.0)  # warm, waiting for `go`
+    waiters = fleet.start(2, go, timeout=2.0)  # warm, waiting for `go`
     holder_go = PROCESSES.Event()
     holder_go.set()
-    (holder,) = fleet.start(1, holder_go, timeout=1.0)
+    (holder,) = fleet.start(1, holder_go, timeout=2.0)
     assert server.state.token_arrived.wait(60), "the holder never asked for a token"
+    baseline = None if waiter_attempts is None else waiter_attempts()
     go.set()  # the others now ask for a token and find the lock taken
-    if waiting_started is not None:
-        waiting_started()
+    if waiter_attempts is not None and baseline is not None:
+        deadline = time.monotonic() + 30
+        while waiter_attempts() < baseline + 2:  # polling another process: no event exists
+            assert time.monotonic() < deadline, "the waiters never tried the lock"
+            time.sleep(0.01)
     assert holder.pid is not None
     os.kill(holder.pid, signal.SIGKILL)
     holder.join(timeout=10)
@@ -526,3 +534,107 @@ def test_reset_after_fork_keeps_the_cache_usable(cache_path: Path) -> None:
     cache.set("k", Token("t", lifetime=60))
     assert cache.get("k") == Token("t")
     assert repr(cache).startswith("FileTokenCache(path=")
+
+
+# -- edge cases -----------------------------------------------------------------------
+
+
+def test_a_lock_that_is_not_freed_in_time_is_given_up_with_a_warning(
+    cache_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = FileTokenCache(cache_path)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with cache.lock("k", 60.0):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(30)
+        with caplog.at_level(logging.WARNING, logger="delivery_auth"), cache.lock("k", 0.0) as got:
+            assert got is None  # waited timeout + 1 s, then went on without it
+    finally:
+        release.set()
+        holder.join()
+    assert "without getting it" in caplog.text
+
+
+def test_a_lock_file_that_cannot_be_created_falls_back_to_memory(
+    cache_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = FileTokenCache(cache_path)
+    Path(f"{cache_path}.k.lock").mkdir()  # the lock file's name is taken by a directory
+    with caplog.at_level(logging.WARNING, logger="delivery_auth"):
+        with cache.lock("k", 1.0):
+            cache.set("k", Token("t", lifetime=60))
+        assert cache.get("k") == Token("t")
+    assert "this process only" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ({"format": "delivery-auth token cache", "version": 2, "tokens": {}}, "unknown version"),
+        ({"format": "delivery-auth token cache", "version": 1, "tokens": []}, "not a delivery"),
+    ],
+)
+def test_a_file_of_another_version_or_shape_is_ignored(
+    cache_path: Path, caplog: pytest.LogCaptureFixture, document: object, problem: str
+) -> None:
+    cache_path.parent.mkdir(parents=True)
+    cache_path.write_text(json.dumps(document))
+    with caplog.at_level(logging.WARNING, logger="delivery_auth"):
+        assert FileTokenCache(cache_path).get("k") is None
+    assert problem in caplog.text
+
+
+def test_a_huge_file_is_not_read_into_memory(
+    cache_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache_path.parent.mkdir(parents=True)
+    with open(cache_path, "wb") as file:
+        file.truncate(8 * 1024 * 1024)
+    with caplog.at_level(logging.WARNING, logger="delivery_auth"):
+        assert FileTokenCache(cache_path).get("k") is None
+    assert "far too big" in caplog.text
+
+
+GOOD_BODY = {"access_token": "a", "token_type": "Bearer", "lifetime": 60.0, "issued_at": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        (None, "not a delivery-auth token record"),
+        ({"v": 1, "token": "text"}, "not a delivery-auth token record"),
+        ({"v": 1, "token": {**GOOD_BODY, "access_token": "a\nb"}}, "invalid access_token"),
+        ({"v": 1, "token": {**GOOD_BODY, "token_type": ""}}, "invalid token_type"),
+        ({"v": 1, "token": {**GOOD_BODY, "lifetime": -5}}, "invalid lifetime"),
+        ({"v": 1, "token": {**GOOD_BODY, "lifetime": "60"}}, "invalid lifetime"),
+        ({"v": 1, "token": {**GOOD_BODY, "issued_at": None}}, "invalid issued_at"),
+        ({"v": 1, "token": {**GOOD_BODY, "issued_at": float("nan")}}, "invalid issued_at"),
+        ({"v": 1, "token": {**GOOD_BODY, "scope": 3}}, "invalid scope"),
+        ({"v": 1, "token": {**GOOD_BODY, "extra": [1]}}, "invalid extra"),
+        ({"v": 1, "fernet": "gAAAA-not-really"}, "pass the same encryption_key"),
+    ],
+)
+def test_the_codec_names_what_is_wrong_with_a_record(record: object, problem: str) -> None:
+    with pytest.raises(CacheRecordError, match=problem):
+        TokenCodec().unseal(record)
+
+
+def test_the_codec_accepts_a_multifernet_for_key_rotation() -> None:
+    old, new = Fernet(Fernet.generate_key()), Fernet(Fernet.generate_key())
+    written = TokenCodec(old).seal(Token("t", lifetime=60, extra={"bad": object(), "ok": 1}))
+    rotated = TokenCodec(MultiFernet([new, old]))
+    token = rotated.unseal(written)
+    assert token == Token("t")
+    assert dict(token.extra) == {"ok": 1}  # what JSON cannot hold is not stored
+    not_json = {"v": 1, "fernet": old.encrypt(b"not json").decode()}
+    with pytest.raises(CacheRecordError, match="not valid JSON"):
+        TokenCodec(old).unseal(not_json)
+    with pytest.raises(CacheRecordError, match="not a delivery-auth token record"):
+        TokenCodec(old).unseal({"v": 1, "fernet": 12})

@@ -24,7 +24,14 @@ from typing import Any, Protocol
 
 from ..token import Token
 
-__all__ = ["CacheRecordError", "EncryptionKey", "TokenCodec", "token_fingerprint"]
+__all__ = [
+    "CacheRecordError",
+    "EncryptionKey",
+    "TokenCodec",
+    "WarnOnce",
+    "remaining_lifetime",
+    "token_fingerprint",
+]
 
 logger = logging.getLogger("delivery_auth")
 
@@ -241,7 +248,7 @@ class WarnOnce:
             if condition in self._active:
                 return False
             self._active.add(condition)
-        logger.warning(message, *args)
+        logger.warning(message, *args, stacklevel=2)
         return True
 
     def clear(self, condition: str) -> bool:
@@ -251,10 +258,6 @@ class WarnOnce:
                 self._active.discard(condition)
                 return True
             return False
-
-    def active(self, condition: str) -> bool:
-        """Whether ``condition`` was warned about and has not cleared since."""
-        return condition in self._active
 
     def reset_after_fork(self) -> None:
         """A lock held by a parent thread is dead in the child: make a new one."""
