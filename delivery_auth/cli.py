@@ -678,12 +678,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(debug: bool) -> None:
+def _configure_logging(debug: bool) -> Callable[[], None]:
+    """Send delivery-auth's log to stderr; returns how to undo it (main() may run in-process)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("delivery-auth: %(levelname)s: %(message)s"))
+    saved = (logger.level, logger.propagate)
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.WARNING)
     logger.propagate = False
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+    return undo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -698,7 +707,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["demo", *(["--debug"] if args.debug else [])])
     debug = bool(getattr(args, "debug", False))
-    _configure_logging(debug)
+    undo_logging = _configure_logging(debug)
     try:
         result: int = args.handler(args)
         return result
@@ -711,6 +720,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         _report(exc, debug)
         return 1
+    finally:
+        undo_logging()
 
 
 def _report(exc: BaseException, debug: bool) -> None:

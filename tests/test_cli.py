@@ -1,0 +1,322 @@
+"""The ``delivery-auth`` command, run as a real subprocess against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from delivery_auth import cli
+from delivery_auth.emulator import CREDENTIALS, Emulator
+
+PROVIDER_VARS = (
+    "DELIVERY_TRACKER_CLIENT_ID",
+    "DELIVERY_TRACKER_CLIENT_SECRET",
+    "DELIVERY_TRACKER_METHOD",
+    "BRINGG_CLIENT_ID",
+    "BRINGG_CLIENT_SECRET",
+    "BRINGG_REGION",
+    "BRINGG_TTL",
+    "DHL_ECOMMERCE_CLIENT_ID",
+    "DHL_ECOMMERCE_CLIENT_SECRET",
+    "DHL_ECOMMERCE_ENVIRONMENT",
+    "YANDEX_COURIER_TOKEN",
+    "YANDEX_REFRESH_TOKEN",
+    "YANDEX_CLIENT_ID",
+    "YANDEX_CLIENT_SECRET",
+)
+SECRETS = [known.client_secret for known in CREDENTIALS.values()] + [
+    CREDENTIALS["yandex"].refresh_token
+]
+USER_SECRET = "user-secret-Zq8-never-print"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_VARS}
+    env.update(extra)
+    return env
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
+    result = subprocess.run(
+        [sys.executable, "-m", "delivery_auth.cli", *args],
+        capture_output=True,
+        text=True,
+        env=clean_env() if env is None else env,
+        timeout=timeout,
+    )
+    return result
+
+
+def assert_no_secret(*texts: str) -> None:
+    for text in texts:
+        for secret in [*SECRETS, USER_SECRET]:
+            assert secret not in text
+
+
+@pytest.fixture(scope="module")
+def emu():
+    with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def closed_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["demo"], ["emulate"], ["token"], ["check"], ["yandex"], ["yandex", "login"]],
+)
+def test_every_command_has_help_with_examples(command):
+    result = run(*command, "--help")
+    assert result.returncode == 0
+    assert "examples:" in result.stdout
+
+
+def test_demo_exits_0_and_names_every_provider_and_client():
+    result = run("demo", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("Delivery Tracker", "Bringg", "DHL eCommerce", "Yandex Courier"):
+        assert name in result.stdout
+    for client in ("requests", "httpx", "httpx async"):
+        assert f"  {client}  " in result.stdout
+    assert "UNAUTHENTICATED at HTTP 200" in result.stdout
+    assert "64 concurrent callers" in result.stdout
+    assert "test double" in result.stdout
+    assert "checks held" in result.stdout
+    assert "FAIL" not in result.stdout
+    assert_no_secret(result.stdout, result.stderr)
+
+
+def test_demo_validates_names():
+    result = run("demo", "--provider", "dhll")
+    assert result.returncode == 2
+    assert "Did you mean 'dhl'?" in result.stderr
+    assert run("demo", "--client", "urllib").returncode == 2
+
+
+def test_token_prints_a_live_token_and_nothing_secret(emu):
+    env = clean_env(**emu.env("dhl"))
+    result = run("token", "dhl", "--token-url", emu.token_url("dhl"), env=env)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert emu.state.check_token("dhl", token) == "ok"
+    assert "lifetime 3600 s" in result.stderr
+    assert_no_secret(result.stdout, result.stderr)
+
+
+def test_token_json(emu):
+    result = run("token", "bringg", "--json", "--emulator", emu.base_url, "-o", "ttl=600")
+    payload = json.loads(result.stdout)
+    assert payload["provider"] == "bringg"
+    assert payload["expires_in"] == 600
+    assert isinstance(payload["created_at"], int)
+    assert emu.state.check_token("bringg", payload["access_token"]) == "ok"
+
+
+def test_token_tracker_uses_oauth2_and_refuses_api_key_mode(emu):
+    result = run("token", "tracker", "--emulator", emu.base_url)
+    assert emu.state.check_token("tracker", result.stdout.strip()) == "ok"
+    refused = run("token", "tracker", "--emulator", emu.base_url, "-o", "method=api_key")
+    assert refused.returncode == 2
+    assert "API-key mode" in refused.stderr
+    assert refused.stdout == ""
+
+
+def test_token_yandex_renews_with_the_refresh_token(emu):
+    result = run("token", "yandex", "--emulator", emu.base_url)
+    assert result.returncode == 0, result.stderr
+    assert emu.state.check_token("yandex", result.stdout.strip()) == "ok"
+    missing = run("token", "yandex", env=clean_env(YANDEX_COURIER_TOKEN="x"))
+    assert missing.returncode == 2
+    assert "YANDEX_REFRESH_TOKEN" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("provider", "variables"),
+    [
+        ("dhl", "DHL_ECOMMERCE_CLIENT_ID, DHL_ECOMMERCE_CLIENT_SECRET"),
+        ("bringg", "BRINGG_CLIENT_SECRET"),
+        ("yandex", "YANDEX_COURIER_TOKEN"),
+    ],
+)
+def test_missing_variables_exit_2_naming_them(provider, variables):
+    env = clean_env(BRINGG_CLIENT_ID="someone")
+    result = run("check", provider, env=env)
+    assert result.returncode == 2
+    assert variables in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("provider", ["tracker", "bringg", "dhl", "yandex"])
+def test_check_ok_against_the_emulator(emu, provider):
+    result = run("check", provider, "--emulator", emu.base_url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK:")
+    assert_no_secret(result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("provider", "env", "reason"),
+    [
+        ("dhl", {"DHL_ECOMMERCE_CLIENT_ID": "emu-dhl-client"}, "Invalid credentials"),
+        ("bringg", {"BRINGG_CLIENT_ID": "emu-bringg-client"}, "rejected the client credentials"),
+        ("tracker", {"DELIVERY_TRACKER_CLIENT_ID": "emu-tracker-client"}, "UNAUTHENTICATED"),
+    ],
+)
+def test_check_reports_rejected_credentials_without_the_secret(emu, provider, env, reason):
+    secret_var = next(iter(env)).replace("_ID", "_SECRET")
+    environment = clean_env(**env, **{secret_var: USER_SECRET})
+    result = run("check", provider, "--emulator", emu.base_url, env=environment)
+    assert result.returncode == 1
+    assert reason in result.stderr
+    assert "Traceback" not in result.stderr
+    assert_no_secret(result.stdout, result.stderr)
+
+
+def test_check_yandex_revoked_token(emu):
+    token = emu.issue_token("yandex")
+    emu.revoke(token)
+    api = emu.url("yandex", "")
+    result = run("check", "yandex", "--api-url", api, env=clean_env(YANDEX_COURIER_TOKEN=token))
+    assert result.returncode == 1
+    assert "rejected the token" in result.stderr
+    assert token not in result.stdout + result.stderr
+
+
+def test_network_failure_is_one_line_and_debug_shows_the_traceback(closed_port):
+    url = f"http://127.0.0.1:{closed_port}"
+    env = clean_env(DHL_ECOMMERCE_CLIENT_ID="a", DHL_ECOMMERCE_CLIENT_SECRET=USER_SECRET)
+    result = run("check", "dhl", "--emulator", url, "-o", "timeout=2", env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "Could not reach" in result.stderr
+    debug = run("check", "dhl", "--emulator", url, "--debug", env=env)
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr
+    assert_no_secret(result.stderr, debug.stderr)
+
+
+def test_option_names_are_validated(emu):
+    result = run("check", "bringg", "--emulator", emu.base_url, "-o", "regoin=eu2")
+    assert result.returncode == 2
+    assert "Did you mean 'region'?" in result.stderr
+    bad_value = run("check", "bringg", "--emulator", emu.base_url, "-o", "region=mars")
+    assert bad_value.returncode == 2
+    assert "valid regions" in bad_value.stderr
+    assert run("check", "dhl", "-o", "novalue").returncode == 2
+    assert run("check", "dhl", "--api-url", "http://127.0.0.1:1").returncode == 2
+    assert "Did you mean 'yandex'?" in run("check", "yandx").stderr
+
+
+def test_emulate_serves_until_interrupted():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "delivery_auth.cli", "emulate", "--token-ttl", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("delivery-auth emulator on http://127.0.0.1:")
+        base = first.split(" on ")[1].strip()
+        assert "TEST DOUBLE" in proc.stdout.readline()
+        known = CREDENTIALS["dhl"]
+        response = requests.post(
+            f"{base}/dhl/auth/v4/accesstoken",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": known.client_id,
+                "client_secret": known.client_secret,
+            },
+            timeout=5,
+        )
+        assert response.json()["expires_in"] == 30
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "emulator stopped" in out
+    assert "Traceback" not in err
+    assert_no_secret(out, err)
+
+
+def test_emulate_refuses_non_loopback_hosts():
+    result = run("emulate", "--host", "0.0.0.0")
+    assert result.returncode == 2
+    assert "--i-know-this-is-a-test-double" in result.stderr
+
+
+def test_yandex_login_writes_a_private_file_and_prints_no_token(emu, tmp_path):
+    emu.configure_device_flow(pending_polls=1, interval=1)
+    target = tmp_path / "y.env"
+    result = run("yandex", "login", "--emulator", emu.base_url, "-O", str(target))
+    assert result.returncode == 0, result.stderr
+    assert "enter the code" in result.stderr
+    assert "left" in result.stderr  # the countdown
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    values = dict(line.split("=", 1) for line in target.read_text().splitlines())
+    assert emu.state.check_token("yandex", values["YANDEX_COURIER_TOKEN"]) == "ok"
+    for value in values.values():
+        if value != CREDENTIALS["yandex"].client_id:
+            assert value not in result.stdout + result.stderr
+    again = run("yandex", "login", "--emulator", emu.base_url, "-O", str(target))
+    assert again.returncode == 2
+    assert "--force" in again.stderr
+
+
+def test_yandex_login_denied_and_missing_secret(emu, tmp_path):
+    emu.configure_device_flow(pending_polls=0, outcome="deny")
+    try:
+        denied = run("yandex", "login", "--emulator", emu.base_url, "-O", str(tmp_path / "y.env"))
+    finally:
+        emu.configure_device_flow(outcome="approve")
+    assert denied.returncode == 1
+    assert "denied" in denied.stderr
+    assert not (tmp_path / "y.env").exists()
+    missing = run("yandex", "login", "--client-id", "abc")
+    assert missing.returncode == 2
+    assert "YANDEX_CLIENT_SECRET" in missing.stderr
+
+
+# In-process runs of main(): the same code paths, measured by coverage.
+
+
+def test_main_in_process(emu, capsys, monkeypatch):
+    for name in PROVIDER_VARS:
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["check", "dhl", "--emulator", emu.base_url]) == 0
+    assert cli.main(["token", "tracker", "--emulator", emu.base_url, "--json"]) == 0
+    assert cli.main(["check", "tracker", "--emulator", emu.base_url, "-o", "method=oauth2"]) == 0
+    assert cli.main(["check", "yandex", "--emulator", emu.base_url]) == 0
+    assert cli.main(["token", "yandex", "--emulator", emu.base_url]) == 0
+    assert cli.main(["check", "bringg"]) == 2
+    out, err = capsys.readouterr()
+    assert out.count("OK:") == 3
+    assert "BRINGG_CLIENT_ID" in err
+    assert_no_secret(err)
+
+
+def test_demo_in_process(capsys):
+    assert cli.main(["demo", "--provider", "tracker", "--provider", "yandex"]) == 0
+    out = capsys.readouterr().out
+    assert "Delivery Tracker" in out
+    assert "Yandex Courier" in out
+    assert "Bringg" not in out
