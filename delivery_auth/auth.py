@@ -463,17 +463,30 @@ class ClientCredentialsAuth(DeliveryAuth):
             )
         self._fetcher = fetcher
         self._secret_hash = hashlib.sha256(client_secret.encode()).hexdigest()
-        scheme = self.header_scheme
-        engine = TokenEngine(
-            self._token_source(fetcher),
+        engine = self._make_engine(
+            fetcher,
             cache=cache if cache is not None else MemoryTokenCache(),
             key=cache_key(token_url, client_id, client_secret, fetcher.scope, fetcher.params),
             policy=policy,
-            format_header=lambda token: f"{scheme} {token.access_token}",
-            lock_timeout=fetcher.backoff.attempts * (fetcher.timeout + fetcher.backoff.max_delay)
-            + 5.0,
         )
         super().__init__(engine, allowed_hosts=allowed_hosts, failure_detector=failure_detector)
+
+    def _make_engine(
+        self, fetcher: TokenFetcher, *, cache: TokenCache, key: str, policy: RefreshPolicy
+    ) -> TokenEngine:
+        """The engine behind this object. A provider whose credential needs no token
+        request (an API key) returns an engine that holds it and never renews it."""
+        scheme = self.header_scheme
+        backoff = fetcher.backoff
+        return TokenEngine(
+            self._token_source(fetcher),
+            cache=cache,
+            key=key,
+            policy=policy,
+            format_header=lambda token: f"{scheme} {token.access_token}",
+            # a lock holder may take every attempt, each up to the timeout, plus back-off
+            lock_timeout=backoff.attempts * (fetcher.timeout + backoff.max_delay) + 5.0,
+        )
 
     def _token_source(self, fetcher: TokenFetcher) -> TokenSource:
         """Where the engine gets tokens; providers may wrap the fetcher (e.g. to check

@@ -13,7 +13,10 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
+    "ConfigurationError",
     "DeliveryAuthError",
     "DisallowedHostError",
     "InsecureTransportError",
@@ -87,6 +90,17 @@ class TokenEndpointUnavailableError(TokenRequestError):
             description=description,
         )
         self.retry_after = retry_after
+
+
+class ConfigurationError(DeliveryAuthError, ValueError):
+    """Settings a provider needs are missing or invalid (e.g. environment variables).
+
+    ``missing`` names every variable that was not set.
+    """
+
+    def __init__(self, message: str, *, missing: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.missing = tuple(missing)
 
 
 class TokenRevokedError(DeliveryAuthError):

@@ -20,10 +20,11 @@ from typing import Any
 
 from ..auth import ClientCredentialsAuth
 from ..engine import TokenSource
+from ..errors import ConfigurationError
 from ..fetch import TokenFetcher
 from ..hosts import LOOPBACK_HOSTS
 from ..token import Token
-from . import ConfigurationError, read_env
+from .base import read_env
 
 __all__ = ["REGION_HOSTS", "BringgAuth"]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..auth import ClientCredentialsAuth
 from ..hosts import LOOPBACK_HOSTS
-from . import read_env
+from .base import read_env
 
 __all__ = ["ENVIRONMENTS", "DHLeCommerceAuth"]
 

@@ -22,13 +22,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..auth import ClientCredentialsAuth
+from ..cache.base import TokenCache
 from ..cache.memory import MemoryTokenCache
 from ..engine import TokenEngine
+from ..fetch import TokenFetcher
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS
 from ..policy import RefreshPolicy
 from ..token import Token
-from . import StaticSource, read_env
+from .base import StaticSource, read_env
 
 __all__ = ["DeliveryTrackerAuth", "GraphQLFailureDetector", "is_json_content_type"]
 
@@ -159,6 +161,10 @@ class DeliveryTrackerAuth(ClientCredentialsAuth):
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if method == "api_key" and any(
+            ch in value for value in (client_id, client_secret) for ch in "\r\n\x00"
+        ):
+            raise ValueError("client_id and client_secret must not contain control characters")
         self.method = method
         super().__init__(
             token_url,
@@ -168,22 +174,25 @@ class DeliveryTrackerAuth(ClientCredentialsAuth):
             failure_detector=failure_detector or GraphQLFailureDetector(),
             **options,
         )
-        if method == "api_key":
-            if any(ch in value for value in (client_id, client_secret) for ch in "\r\n\x00"):
-                raise ValueError("client_id and client_secret must not contain control characters")
-            scheme = self.API_KEY_SCHEME
-            # The API key needs no token request: an engine that holds it and never renews
-            # replaces the client-credentials one (closed at once: it never sent anything).
-            self._engine.close()
-            self._engine = TokenEngine(
-                StaticSource("A Delivery Tracker API key"),
-                cache=MemoryTokenCache(),
-                key="delivery-tracker-api-key",
-                policy=RefreshPolicy(),
-                format_header=lambda token: f"{scheme} {token.access_token}",
-                initial=Token(access_token=f"{client_id}:{client_secret}", token_type=scheme),
-                refreshable=False,
-            )
+
+    def _make_engine(
+        self, fetcher: TokenFetcher, *, cache: TokenCache, key: str, policy: RefreshPolicy
+    ) -> TokenEngine:
+        if self.method == "oauth2":
+            return super()._make_engine(fetcher, cache=cache, key=key, policy=policy)
+        # The API key needs no token request: an engine that holds it and never renews it.
+        fetcher.close()
+        scheme = self.API_KEY_SCHEME
+        api_key = f"{fetcher.client_id}:{fetcher._client_secret}"
+        return TokenEngine(
+            StaticSource("A Delivery Tracker API key"),
+            cache=MemoryTokenCache(),
+            key="delivery-tracker-api-key",
+            policy=RefreshPolicy(),
+            format_header=lambda token: f"{scheme} {token.access_token}",
+            initial=Token(access_token=api_key, token_type=scheme),
+            refreshable=False,
+        )
 
     @classmethod
     def from_env(

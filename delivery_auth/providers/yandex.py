@@ -33,7 +33,7 @@ from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..policy import BackoffPolicy, RefreshPolicy
 from ..token import Token
-from . import StaticSource, read_env
+from .base import StaticSource, read_env
 
 __all__ = ["YandexCourierAuth"]
 
