@@ -320,3 +320,50 @@ def test_demo_in_process(capsys):
     assert "Delivery Tracker" in out
     assert "Yandex Courier" in out
     assert "Bringg" not in out
+
+
+def test_yandex_login_in_process(emu, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("YANDEX_CLIENT_ID", raising=False)
+    monkeypatch.delenv("YANDEX_CLIENT_SECRET", raising=False)
+    emu.configure_device_flow(pending_polls=1, interval=1)
+    target = tmp_path / "y.env"
+    assert cli.main(["yandex", "login", "--emulator", emu.base_url, "-O", str(target)]) == 0
+    assert "YANDEX_REFRESH_TOKEN=" in target.read_text()
+    err = capsys.readouterr().err
+    assert "waiting for confirmation" in err
+    assert cli.main(["yandex", "login", "--emulator", emu.base_url, "-O", str(target)]) == 2
+
+
+def test_check_failures_in_process(emu, closed_port, capsys, monkeypatch):
+    monkeypatch.setenv("DELIVERY_TRACKER_CLIENT_ID", "emu-tracker-client")
+    monkeypatch.setenv("DELIVERY_TRACKER_CLIENT_SECRET", USER_SECRET)
+    assert cli.main(["check", "tracker", "--emulator", emu.base_url]) == 1
+    dead = f"http://127.0.0.1:{closed_port}/graphql"
+    assert cli.main(["check", "tracker", "--api-url", dead]) == 1
+    assert cli.main(["check", "tracker", "--api-url", emu.url("tracker", "/nope")]) == 1
+    err = capsys.readouterr().err
+    assert "2024-05-13" in err
+    assert "could not reach" in err
+    assert "HTTP 404" in err
+    assert_no_secret(err)
+
+
+def test_emulate_in_process_stops_on_sigterm(capsys, closed_port):
+    import threading
+    import time
+
+    def stop_when_up():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", closed_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)  # waiting for another thread's server to listen
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    helper = threading.Thread(target=stop_when_up)
+    helper.start()
+    assert cli.main(["emulate", "--port", str(closed_port)]) == 0
+    helper.join()
+    assert "emulator stopped" in capsys.readouterr().out
