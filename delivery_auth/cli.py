@@ -717,6 +717,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("delivery-auth: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "werkzeug":
+            _report(exc, debug)
+            return 1
+        _report(
+            UsageProblem(
+                "the emulator needs Werkzeug: python -m pip install 'delivery-auth[emulator]'"
+            ),
+            debug,
+        )
+        return 2
     except Exception as exc:
         _report(exc, debug)
         return 1

@@ -258,6 +258,19 @@ def test_emulate_serves_until_interrupted():
     assert_no_secret(out, err)
 
 
+def test_without_werkzeug_the_demo_says_what_to_install():
+    code = (
+        "import sys; sys.modules['werkzeug'] = None; "
+        "from delivery_auth.cli import main; sys.exit(main(['demo']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=60
+    )
+    assert result.returncode == 2
+    assert "pip install 'delivery-auth[emulator]'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_emulate_refuses_non_loopback_hosts():
     result = run("emulate", "--host", "0.0.0.0")
     assert result.returncode == 2
