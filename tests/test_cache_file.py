@@ -100,8 +100,11 @@ class Fleet:
         self.make_cache = make_cache
         self.results: Any = PROCESSES.Queue()
         self.processes: list[multiprocessing.process.BaseProcess] = []
+        # Synchronisation objects must outlive the workers that unpickle them.
+        self.keep_alive: list[Any] = []
 
     def start(self, count: int, start: Any, timeout: float = 10.0) -> list[Any]:
+        self.keep_alive.append(start)
         started = []
         for _ in range(count):
             process = PROCESSES.Process(

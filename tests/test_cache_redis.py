@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
+import requests
 from cryptography.fernet import Fernet
 from loopback import CLIENT_ID, CLIENT_SECRET, LoopbackServer
 from redis_server import RedisServer, redis_server_fixture
@@ -327,3 +330,47 @@ def test_redis_failing_while_a_lock_is_held_keeps_the_flow_going(
     assert cache.get("k") == Token("t")
     cache.reset_after_fork()
     assert cache.get("k") == Token("t")
+
+
+def test_async_callers_share_the_redis_token(server: LoopbackServer, redis_url: str) -> None:
+    import asyncio
+
+    import httpx
+
+    # The engine runs cache calls for a non-memory cache in a worker thread.
+    first = make_auth(server, RedisTokenCache(url=redis_url))
+    second = make_auth(server, RedisTokenCache(url=redis_url))
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(auth=first) as one, httpx.AsyncClient(auth=second) as two:
+            calls = [client.get(server.url()) for client in (one, two) for _ in range(10)]
+            responses = await asyncio.gather(*calls)
+        return [r.status_code for r in responses]
+
+    with first, second:
+        assert asyncio.run(main()) == [200] * 20
+    assert len(server.state.token_requests) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_an_auth_object_made_before_a_fork_shares_through_redis_in_the_child(
+    server: LoopbackServer, redis_url: str
+) -> None:
+    parent = make_auth(server, RedisTokenCache(url=redis_url))  # like gunicorn --preload
+    call_api(server, parent)
+    server.state.revoke_all()
+    pid = os.fork()
+    if pid == 0:  # child: invalidate through Redis, refetch, store in Redis
+        signal.alarm(20)
+        try:
+            ok = requests.get(server.url(), auth=parent, timeout=10).status_code == 200
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(server.state.token_requests) == 2
+    with make_auth(server, RedisTokenCache(url=redis_url)) as later:
+        call_api(server, later)  # the child's token, from Redis
+    assert len(server.state.token_requests) == 2
+    parent.close()
