@@ -370,10 +370,11 @@ def test_emulate_in_process_stops_on_sigterm(capsys, closed_port):
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", closed_port), timeout=1).close()
-                break
             except OSError:
                 time.sleep(0.05)  # waiting for another thread's server to listen
-        os.kill(os.getpid(), signal.SIGTERM)
+            else:  # listening, so main() has installed its SIGTERM handler
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
 
     helper = threading.Thread(target=stop_when_up)
     helper.start()

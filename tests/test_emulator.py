@@ -767,3 +767,17 @@ def test_env_feeds_from_env(emu, provider):
         if provider != "tracker":
             assert auth.get_token().access_token
     assert json.dumps(env)
+
+
+def test_emulator_log_never_holds_tokens_or_secrets(emu, caplog):
+    caplog.set_level("DEBUG", logger="delivery_auth")
+    tokens = [fetch_token(emu, provider)["access_token"] for provider in CLIENT_PROVIDERS]
+    for provider, token in zip(CLIENT_PROVIDERS, tokens, strict=True):
+        requests.post(emu.resource_url(provider), headers={"Authorization": f"Bearer {token}"})
+    emu.inject_fault("dhl", "reset")
+    with pytest.raises(requests.ConnectionError):
+        token_post(emu, "dhl")
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "emulator: POST /dhl/shipping/v4/label -> 200" in text
+    for secret in [*tokens, *(CREDENTIALS[p].client_secret for p in CLIENT_PROVIDERS)]:
+        assert secret not in text
