@@ -117,6 +117,10 @@ CASES = [
     Case("empty-body", same(Canned(200, b"")), TokenRequestError, 1, "not JSON"),
     Case("truncated-json", same(Canned(200, b'{"access_token": "abc", "expires_in": 36')),
          TokenRequestError, 1, "not JSON"),
+    Case("deeply-nested-json", same(Canned(200, b"[" * 100_000)), TokenRequestError, 1,
+         "not JSON",
+         bug="a deeply nested JSON body makes response.json() raise RecursionError, which "
+         "escapes the fetcher bare (fetch.py _inspect catches only ValueError)"),
     Case("json-array", same(Canned(200, [{"access_token": "abc"}])), TokenRequestError, 1,
          "a JSON list"),
     Case("access-token-missing", good(access_token=_DROP), TokenRequestError, 1,
@@ -151,6 +155,10 @@ CASES = [
              "error": "invalid_client",
              "error_description": f"secret {CREDENTIALS[provider].client_secret} is wrong"})],
          InvalidClientError, 1, "rejected the client credentials", {"status_code": 401}),
+    Case("error-member-a-list", same(Canned(400, {"error": ["invalid_client"]})),
+         InvalidClientError, 1, "rejected the client credentials",
+         bug="an 'error' member that is a list raises a bare TypeError (fetch.py _inspect: "
+         "`oauth_error in _CREDENTIAL_ERRORS` on an unhashable value)"),
     Case("invalid-grant",
          same(Canned(400, {"error": "invalid_grant", "error_description": "revoked"})),
          TokenRequestError, 1, errors_by_provider={"yandex": TokenRevokedError}),
@@ -215,3 +223,16 @@ def test_token_endpoint_fault(
         outcome = call_api(client, auth, rig, provider)
         assert outcome.ok, outcome
         assert rig.count(provider, "token") == before + 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a Bringg created_at that does not fit a float raises a bare OverflowError "
+    "from the clock-skew check (providers/bringg.py _ClockSkewCheck.fetch)",
+)
+@pytest.mark.parametrize("client", CLIENTS)
+def test_bringg_created_at_beyond_float(rig: Rig, make_auth: MakeAuth, client: str) -> None:
+    rig.script_token("bringg", lambda: token_payload(rig, "bringg", created_at=10**400))
+    auth = make_auth("bringg")
+    assert call_api(client, auth, rig, "bringg").ok
+    assert rig.count("bringg", "token") == 1
