@@ -247,7 +247,7 @@ class Rig:
     def _remember(self, data: bytes) -> None:
         try:
             payload = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         if isinstance(payload, dict):
             for name in ("access_token", "refresh_token"):
