@@ -12,7 +12,7 @@ Example::
 from __future__ import annotations
 
 from .auth import ClientCredentialsAuth, DeliveryAuth
-from .cache import MemoryTokenCache, TokenCache
+from .cache import FileTokenCache, MemoryTokenCache, RedisTokenCache, TokenCache
 from .errors import (
     DeliveryAuthError,
     DisallowedHostError,
@@ -47,10 +47,12 @@ __all__ = [
     "DeliveryTrackerAuth",
     "DisallowedHostError",
     "FailureDetector",
+    "FileTokenCache",
     "GraphQLFailureDetector",
     "InsecureTransportError",
     "InvalidClientError",
     "MemoryTokenCache",
+    "RedisTokenCache",
     "RefreshPolicy",
     "StatusFailureDetector",
     "Token",

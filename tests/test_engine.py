@@ -460,9 +460,13 @@ def test_close_stops_threads_and_refuses_new_tokens(
     flight = auth._engine._flight
     assert flight is not None
     flight.result(5)
-    assert any(t.name.startswith("delivery-auth") for t in threading.enumerate())
+    executor = auth._engine._executor
+    assert executor is not None
+    workers = list(executor._threads)  # this object's background threads
+    assert workers
+    assert all(t.is_alive() for t in workers)
     auth.close()
-    assert not any(t.name.startswith("delivery-auth") for t in threading.enumerate())
+    assert not any(t.is_alive() for t in workers)
     with pytest.raises(DeliveryAuthError, match="closed"):
         requests.get(server.url(), auth=auth)
 

@@ -11,6 +11,8 @@ Example::
 from __future__ import annotations
 
 from .base import TokenCache, cache_key
+from .file import FileTokenCache
 from .memory import MemoryTokenCache
+from .redis import RedisTokenCache  # imports redis-py only when one is built
 
-__all__ = ["MemoryTokenCache", "TokenCache", "cache_key"]
+__all__ = ["FileTokenCache", "MemoryTokenCache", "RedisTokenCache", "TokenCache", "cache_key"]
