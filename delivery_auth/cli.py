@@ -55,6 +55,8 @@ _NOT_SETTABLE = frozenset(
         "environ",
     }
 )
+#: The query Delivery Tracker's documentation uses to test credentials.
+AUTH_TEST_QUERY = "query AuthTestQuery { carriers(first: 10) { edges { node { id name } } } }"
 _TEST_DOUBLE = (
     "The emulator is a TEST DOUBLE of the carriers' APIs: it accepts only its own public "
     "test credentials. Never point production code at it."
@@ -353,10 +355,21 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _graphql_codes(errors: object) -> list[str]:
+    """The ``extensions.code`` strings of a GraphQL ``errors`` member, whatever its shape."""
+    if not isinstance(errors, list):
+        return []
+    codes = []
+    for error in errors:
+        extensions = error.get("extensions") if isinstance(error, dict) else None
+        code = extensions.get("code") if isinstance(extensions, dict) else None
+        if isinstance(code, str):
+            codes.append(code)
+    return codes
+
+
 def _check_tracker(auth: Any, url: str) -> int:
     import requests
-
-    from .emulator.demo import AUTH_TEST_QUERY
 
     try:
         response = requests.post(url, json={"query": AUTH_TEST_QUERY}, auth=auth, timeout=15)
@@ -366,16 +379,14 @@ def _check_tracker(auth: Any, url: str) -> int:
         ) from None
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or absurdly nested
         body = None
     errors = body.get("errors") if isinstance(body, dict) else None
     data = body.get("data") if isinstance(body, dict) else None
     if response.status_code == 200 and not errors and isinstance(data, dict):
         print(f"OK: Delivery Tracker answered AuthTestQuery ({auth.method} mode, {url}).")
         return 0
-    codes = [
-        str((e.get("extensions") or {}).get("code")) for e in errors or [] if isinstance(e, dict)
-    ]
+    codes = _graphql_codes(errors)
     if "UNAUTHENTICATED" in codes:
         hint = (
             " Client IDs registered before 2024-05-13 work only with -o method=oauth2."

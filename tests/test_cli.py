@@ -381,3 +381,26 @@ def test_emulate_in_process_stops_on_sigterm(capsys, closed_port):
     assert cli.main(["emulate", "--port", str(closed_port)]) == 0
     helper.join()
     assert "emulator stopped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": None, "errors": [{"message": "x", "extensions": ["UNAUTHENTICATED"]}]},
+        {"data": None, "errors": [{"extensions": None}, "text", 3]},
+        {"data": None, "errors": 7},
+        {"data": None, "errors": {"extensions": {"code": "UNAUTHENTICATED"}}},
+        [1, 2],
+    ],
+)
+def test_check_tracker_survives_odd_graphql_answers(body, capsys, monkeypatch):
+    from delivery_auth.emulator.app import json_response
+
+    monkeypatch.setenv("DELIVERY_TRACKER_CLIENT_ID", "someone")
+    monkeypatch.setenv("DELIVERY_TRACKER_CLIENT_SECRET", USER_SECRET)
+    with Emulator() as odd:
+        odd.app.handlers["tracker"] = lambda request, state, path: json_response(body)
+        assert cli.main(["check", "tracker", "--api-url", odd.url("tracker", "/graphql")]) == 1
+    err = capsys.readouterr().err
+    assert "did not answer AuthTestQuery" in err
+    assert "unexpected" not in err

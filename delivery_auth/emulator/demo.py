@@ -168,7 +168,9 @@ def _served(provider: str, outcome: _Outcome) -> bool:
 def _unauthenticated(body: Any) -> bool:
     errors = body.get("errors") if isinstance(body, dict) else None
     return isinstance(errors, list) and any(
-        isinstance(e, dict) and (e.get("extensions") or {}).get("code") == "UNAUTHENTICATED"
+        isinstance(e, dict)
+        and isinstance(e.get("extensions"), dict)
+        and e["extensions"].get("code") == "UNAUTHENTICATED"
         for e in errors
     )
 
