@@ -781,3 +781,12 @@ def test_emulator_log_never_holds_tokens_or_secrets(emu, caplog):
     assert "emulator: POST /dhl/shipping/v4/label -> 200" in text
     for secret in [*tokens, *(CREDENTIALS[p].client_secret for p in CLIENT_PROVIDERS)]:
         assert secret not in text
+
+
+def test_accept_token_makes_a_chosen_value_valid(emu):
+    emu.accept_token("yandex", "my-stored-token")
+    assert requests.get(emu.resource_url("yandex"), headers=oauth("my-stored-token")).ok
+    emu.accept_token("dhl", "short-lived", ttl=0)
+    assert emu.state.check_token("dhl", "short-lived") == "expired"
+    with pytest.raises(ValueError, match="non-empty"):
+        emu.accept_token("dhl", "two words")

@@ -363,6 +363,15 @@ class Emulator:
         """
         return self.state.issue(check_provider(provider), CREDENTIALS[provider].client_id).value
 
+    def accept_token(self, provider: str, access_token: str, ttl: float | None = None) -> None:
+        """Make the API of ``provider`` accept ``access_token`` (e.g. one your code has stored).
+
+        Example::
+
+            emu.accept_token("yandex", "token-from-my-fixture-file")
+        """
+        self.state.accept(provider, access_token, ttl)
+
     def revoke(self, access_token: str) -> bool:
         """Revoke one access token; ``False`` if the emulator never issued it."""
         return self.state.revoke(access_token)

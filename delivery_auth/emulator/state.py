@@ -370,6 +370,17 @@ class EmulatorState:
         self.stats.count(self.stats.tokens_issued, provider)
         return issued
 
+    def accept(self, provider: str, value: str, ttl: float | None = None) -> IssuedToken:
+        """Make the API of ``provider`` accept ``value`` (``ttl`` seconds, or until revoked)."""
+        check_provider(provider)
+        if not isinstance(value, str) or not value or any(c in value for c in "\r\n\x00 "):
+            raise ValueError("a token must be a non-empty string without spaces or newlines")
+        expires_at = None if ttl is None else time.monotonic() + _check_seconds("ttl", ttl)
+        issued = IssuedToken(value, provider, CREDENTIALS[provider].client_id, expires_at)
+        with self._lock:
+            self._tokens[value] = issued
+        return issued
+
     def check_token(self, provider: str, value: str | None) -> TokenStatus:
         """Whether ``value`` is a live token of ``provider``."""
         with self._lock:
