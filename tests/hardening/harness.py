@@ -225,7 +225,9 @@ class Rig:
                         len(body),
                     )
                 )
-                queue = self.token_script[provider] if kind == "token" else self.api_script[provider]
+                queue = (
+                    self.token_script[provider] if kind == "token" else self.api_script[provider]
+                )
                 scripted = queue.popleft() if queue and kind != "redirect" else None
             if kind == "redirect":
                 query = parse_qs(request.query_string.decode())

@@ -40,8 +40,11 @@ def reject_answer(provider: str) -> Canned:
     """The provider's "token rejected" answer, as a scripted API reply."""
     if provider == "tracker":
         return Canned(
-            200, {"data": None, "errors": [{"message": "expired", "extensions": {
-                "code": "UNAUTHENTICATED"}}]}
+            200,
+            {
+                "data": None,
+                "errors": [{"message": "expired", "extensions": {"code": "UNAUTHENTICATED"}}],
+            },
         )
     return Canned(401, {"message": "Unauthorized"}, {"WWW-Authenticate": "Bearer"})
 
@@ -165,7 +168,10 @@ def test_retry_redirected_to_another_origin_carries_no_token(
 
 def _lookalikes(provider: str) -> list[str]:
     return {
-        "tracker": ["https://tracker.delivery.evil.example/graphql", "https://eviltracker.delivery/"],
+        "tracker": [
+            "https://tracker.delivery.evil.example/graphql",
+            "https://eviltracker.delivery/",
+        ],
         "bringg": ["https://admin-api.bringg.com.evil.example/", "https://evilbringg.com/x"],
         "dhl": ["https://api.dhlecs.com.evil.example/", "https://notdhlecs.com/x"],
         "yandex": ["https://courier.yandex.ru.evil.example/", "https://api.example.com/x"],
@@ -182,7 +188,8 @@ def test_token_never_sent_outside_allowed_hosts(
         with pytest.raises(DisallowedHostError) as info:
             bounded(send, client, auth, url, b"{}", timeout=2.0)
         host = url.split("/")[2]
-        assert host in str(info.value) and "allowed_hosts" in str(info.value)
+        assert host in str(info.value)
+        assert "allowed_hosts" in str(info.value)
     assert rig.count(provider, "token") == 0, "refused before any token request"
 
 

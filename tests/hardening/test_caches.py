@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -88,7 +87,8 @@ def test_cache_file_corrupted_mid_run(
     path.write_bytes(b"\x00garbage")
     rig.emu.revoke_all(provider)  # the next call must refresh through the broken file
     outcome = call_api("httpx", auth, rig, provider)
-    assert outcome.ok and len(outcome.history) == 1
+    assert outcome.ok
+    assert len(outcome.history) == 1
     assert rig.count(provider, "token") == 2
     assert len(warnings_of(caplog, "unusable")) == 1
     assert len(_valid_cache_file(path)) == 1
@@ -120,7 +120,8 @@ def test_cache_file_deleted_between_read_and_write(
     cache.vanish = True
     rig.emu.revoke_all(provider)
     outcome = call_api("requests", auth, rig, provider)
-    assert outcome.ok and outcome.history == [401 if provider != "tracker" else 200]
+    assert outcome.ok
+    assert outcome.history == [401 if provider != "tracker" else 200]
     assert rig.count(provider, "token") == 2
     assert len(_valid_cache_file(path)) == 1, "the write re-created the file"
 

@@ -31,9 +31,7 @@ from delivery_auth.cache.redis import RedisTokenCache
 from delivery_auth.fetch import TokenFetcher, _Accepted, _Transient, parse_retry_after
 from delivery_auth.token import MAX_LIFETIME, TokenParseError, jwt_expiry
 
-FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SECRET = "fuzz-secret-Qm93-never-shown"
 
 scalars = (
@@ -46,7 +44,9 @@ scalars = (
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 token_fields = st.fixed_dictionaries(
@@ -70,10 +70,13 @@ def test_token_from_response(payload: Any) -> None:
     try:
         token = Token.from_response(payload)
     except TokenParseError as exc:
-        assert SECRET not in str(exc)
+        message = str(exc)
+    else:
+        assert isinstance(token.access_token, str)
+        assert token.access_token.strip()
+        assert token.lifetime is None or (0 < token.lifetime <= MAX_LIFETIME)
         return
-    assert isinstance(token.access_token, str) and token.access_token.strip()
-    assert token.lifetime is None or (0 < token.lifetime <= MAX_LIFETIME)
+    assert SECRET not in message
 
 
 @pytest.fixture(scope="module")
@@ -96,16 +99,20 @@ def _response(status: int, body: bytes, content_type: str, retry_after: str | No
 
 def _inspect(fetcher: TokenFetcher, response: Any) -> None:
     """The fetcher's handling of one raw response: only its documented outcomes."""
+    raised: BaseException | None = None
     try:
         fetcher._inspect(response)
-    except _Accepted as accepted:
-        assert isinstance(accepted.token, Token)
+    except (_Accepted, _Transient, TokenRequestError) as exc:
+        raised = exc
+    if isinstance(raised, _Accepted):
+        assert isinstance(raised.token, Token)
         assert 200 <= response.status_code < 300
-    except _Transient as transient:
-        assert transient.status_code == 429 or transient.status_code >= 500
-        assert transient.retry_after is None or transient.retry_after >= 0
-    except TokenRequestError as exc:
-        for text in (str(exc), repr(exc), exc.description or "", exc.error or ""):
+    elif isinstance(raised, _Transient):
+        assert raised.status_code == 429 or raised.status_code >= 500
+        assert raised.retry_after is None or raised.retry_after >= 0
+    else:
+        assert isinstance(raised, TokenRequestError), "_inspect never returns"
+        for text in (str(raised), repr(raised), raised.description or "", raised.error or ""):
             assert SECRET not in text
 
 
@@ -231,7 +238,9 @@ graphql_bodies = st.fixed_dictionaries(
     content_type=content_types,
 )
 @example(status=200, payload={}, cut=None, content_type="application/json")
-def test_graphql_error_bodies(status: int, payload: Any, cut: int | None, content_type: str) -> None:
+def test_graphql_error_bodies(
+    status: int, payload: Any, cut: int | None, content_type: str
+) -> None:
     detector = GraphQLFailureDetector()
     body = json.dumps(payload).encode()
     if cut is not None:
@@ -246,7 +255,9 @@ def test_graphql_error_bodies(status: int, payload: Any, cut: int | None, conten
 @given(body=st.binary(max_size=300) | st.sampled_from([b"[" * 50_000, b'{"errors":' * 30_000]))
 def test_graphql_detector_on_any_bytes(body: bytes) -> None:
     detector = GraphQLFailureDetector()
-    assert isinstance(detector.is_auth_failure(200, "application/json", body + b"UNAUTHENTICATED"), bool)
+    assert isinstance(
+        detector.is_auth_failure(200, "application/json", body + b"UNAUTHENTICATED"), bool
+    )
 
 
 @FUZZ
@@ -266,8 +277,11 @@ def _jwt(claims: Any) -> str:
 
 
 @FUZZ
-@given(token=st.text(max_size=60) | json_values.map(_jwt) | st.builds(
-    lambda exp: _jwt({"exp": exp}), json_values))
+@given(
+    token=st.text(max_size=60)
+    | json_values.map(_jwt)
+    | st.builds(lambda exp: _jwt({"exp": exp}), json_values)
+)
 def test_jwt_expiry(token: str) -> None:
     exp = jwt_expiry(token)
     assert exp is None or math.isfinite(exp)
@@ -332,7 +346,9 @@ def test_codec_number_beyond_float() -> None:
 
 
 def _document(tokens: Any) -> bytes:
-    return json.dumps({"format": "delivery-auth token cache", "version": 1, "tokens": tokens}).encode()
+    return json.dumps(
+        {"format": "delivery-auth token cache", "version": 1, "tokens": tokens}
+    ).encode()
 
 
 @FUZZ

@@ -25,7 +25,7 @@ from delivery_auth import (
 )
 from delivery_auth.emulator import CREDENTIALS
 
-from .conftest import MakeAuth, exception_texts, assert_no_secrets
+from .conftest import MakeAuth, assert_no_secrets, exception_texts
 from .harness import CLIENTS, PROVIDERS, Canned, Rig, call_api
 
 Answers = Callable[[Rig, str], list[Any]]
@@ -86,82 +86,205 @@ class Case:
 
 
 CASES = [
-    Case("500", same(E500, E500, E500), TokenEndpointUnavailableError, 3, "HTTP 500 3 times",
-         {"status_code": 500}),
-    Case("502", same(E502, E502, E502), TokenEndpointUnavailableError, 3, "HTTP 502 3 times",
-         {"status_code": 502}),
-    Case("503-retry-after", same(*[Canned(503, {}, {"Retry-After": "0"})] * 3),
-         TokenEndpointUnavailableError, 3, "HTTP 503", {"status_code": 503, "retry_after": 0.0}),
-    Case("503-retry-after-too-long", same(Canned(503, {}, {"Retry-After": "999"})),
-         TokenEndpointUnavailableError, 1, "longer than max_retry_after",
-         {"retry_after": 999.0}),
-    Case("429-retry-after", same(*[Canned(429, {"error": "slow_down"}, {"Retry-After": "0"})] * 3),
-         TokenEndpointUnavailableError, 3, "HTTP 429", {"status_code": 429}),
-    Case("429-retry-after-too-long", same(Canned(429, {}, {"Retry-After": "3600"})),
-         TokenEndpointUnavailableError, 1, "longer than max_retry_after",
-         {"retry_after": 3600.0}),
+    Case(
+        "500",
+        same(E500, E500, E500),
+        TokenEndpointUnavailableError,
+        3,
+        "HTTP 500 3 times",
+        {"status_code": 500},
+    ),
+    Case(
+        "502",
+        same(E502, E502, E502),
+        TokenEndpointUnavailableError,
+        3,
+        "HTTP 502 3 times",
+        {"status_code": 502},
+    ),
+    Case(
+        "503-retry-after",
+        same(*[Canned(503, {}, {"Retry-After": "0"})] * 3),
+        TokenEndpointUnavailableError,
+        3,
+        "HTTP 503",
+        {"status_code": 503, "retry_after": 0.0},
+    ),
+    Case(
+        "503-retry-after-too-long",
+        same(Canned(503, {}, {"Retry-After": "999"})),
+        TokenEndpointUnavailableError,
+        1,
+        "longer than max_retry_after",
+        {"retry_after": 999.0},
+    ),
+    Case(
+        "429-retry-after",
+        same(*[Canned(429, {"error": "slow_down"}, {"Retry-After": "0"})] * 3),
+        TokenEndpointUnavailableError,
+        3,
+        "HTTP 429",
+        {"status_code": 429},
+    ),
+    Case(
+        "429-retry-after-too-long",
+        same(Canned(429, {}, {"Retry-After": "3600"})),
+        TokenEndpointUnavailableError,
+        1,
+        "longer than max_retry_after",
+        {"retry_after": 3600.0},
+    ),
     Case("500-once-recovers", blip_then_good(E500), None, 2),
     Case("429-once-recovers", blip_then_good(Canned(429, {}, {"Retry-After": "0"})), None, 2),
-    Case("connection-refused", same(), TokenEndpointUnavailableError, 0, "Could not reach",
-         {"status_code": None}, refused=True),
-    Case("reset-mid-body", same(*[Canned(200, {"access_token": "x" * 64, "expires_in": 60},
-                                         reset_mid_body=True)] * 3),
-         TokenEndpointUnavailableError, 3, "Could not reach"),
-    Case("reset-mid-body-once-recovers",
-         blip_then_good(Canned(200, {"access_token": "y" * 64}, reset_mid_body=True)), None, 2),
-    Case("slower-than-timeout", same(*[Canned(200, {"access_token": "z" * 16}, delay=0.6)] * 3),
-         TokenEndpointUnavailableError, 3, "Could not reach", timeout=0.15),
-    Case("html-502", same(html(502), html(502), html(502)), TokenEndpointUnavailableError, 3,
-         "HTTP 502"),
+    Case(
+        "connection-refused",
+        same(),
+        TokenEndpointUnavailableError,
+        0,
+        "Could not reach",
+        {"status_code": None},
+        refused=True,
+    ),
+    Case(
+        "reset-mid-body",
+        same(*[Canned(200, {"access_token": "x" * 64, "expires_in": 60}, reset_mid_body=True)] * 3),
+        TokenEndpointUnavailableError,
+        3,
+        "Could not reach",
+    ),
+    Case(
+        "reset-mid-body-once-recovers",
+        blip_then_good(Canned(200, {"access_token": "y" * 64}, reset_mid_body=True)),
+        None,
+        2,
+    ),
+    Case(
+        "slower-than-timeout",
+        same(*[Canned(200, {"access_token": "z" * 16}, delay=0.6)] * 3),
+        TokenEndpointUnavailableError,
+        3,
+        "Could not reach",
+        timeout=0.15,
+    ),
+    Case(
+        "html-502",
+        same(html(502), html(502), html(502)),
+        TokenEndpointUnavailableError,
+        3,
+        "HTTP 502",
+    ),
     Case("html-200", same(html(200)), TokenRequestError, 1, "not JSON"),
     Case("empty-body", same(Canned(200, b"")), TokenRequestError, 1, "not JSON"),
-    Case("truncated-json", same(Canned(200, b'{"access_token": "abc", "expires_in": 36')),
-         TokenRequestError, 1, "not JSON"),
-    Case("deeply-nested-json", same(Canned(200, b"[" * 100_000)), TokenRequestError, 1,
-         "not JSON",
-         bug="a deeply nested JSON body makes response.json() raise RecursionError, which "
-         "escapes the fetcher bare (fetch.py _inspect catches only ValueError)"),
-    Case("json-array", same(Canned(200, [{"access_token": "abc"}])), TokenRequestError, 1,
-         "a JSON list"),
-    Case("access-token-missing", good(access_token=_DROP), TokenRequestError, 1,
-         "access_token is missing"),
-    Case("access-token-empty", good(access_token=""), TokenRequestError, 1,
-         "access_token is not a non-empty string"),
-    Case("access-token-number", good(access_token=12345), TokenRequestError, 1,
-         "access_token is not a non-empty string"),
-    Case("access-token-object", good(access_token={"value": "abc"}), TokenRequestError, 1,
-         "access_token is not a non-empty string"),
+    Case(
+        "truncated-json",
+        same(Canned(200, b'{"access_token": "abc", "expires_in": 36')),
+        TokenRequestError,
+        1,
+        "not JSON",
+    ),
+    Case(
+        "deeply-nested-json",
+        same(Canned(200, b"[" * 100_000)),
+        TokenRequestError,
+        1,
+        "not JSON",
+        bug="a deeply nested JSON body makes response.json() raise RecursionError, which "
+        "escapes the fetcher bare (fetch.py _inspect catches only ValueError)",
+    ),
+    Case(
+        "json-array",
+        same(Canned(200, [{"access_token": "abc"}])),
+        TokenRequestError,
+        1,
+        "a JSON list",
+    ),
+    Case(
+        "access-token-missing",
+        good(access_token=_DROP),
+        TokenRequestError,
+        1,
+        "access_token is missing",
+    ),
+    Case(
+        "access-token-empty",
+        good(access_token=""),
+        TokenRequestError,
+        1,
+        "access_token is not a non-empty string",
+    ),
+    Case(
+        "access-token-number",
+        good(access_token=12345),
+        TokenRequestError,
+        1,
+        "access_token is not a non-empty string",
+    ),
+    Case(
+        "access-token-object",
+        good(access_token={"value": "abc"}),
+        TokenRequestError,
+        1,
+        "access_token is not a non-empty string",
+    ),
     Case("expires-in-missing", good(expires_in=_DROP), None, 1),
     Case("expires-in-zero", good(expires_in=0), TokenRequestError, 1, "positive"),
     Case("expires-in-negative", good(expires_in=-30), TokenRequestError, 1, "positive"),
     Case("expires-in-numeric-string", good(expires_in="3600"), None, 1),
     Case("expires-in-string", good(expires_in="soon"), TokenRequestError, 1, "expires_in"),
     Case("expires-in-huge", good(expires_in=10**12), None, 1),
-    Case("expires-in-beyond-float", good(expires_in=10**400), TokenRequestError, 1,
-         "expires_in"),
+    Case("expires-in-beyond-float", good(expires_in=10**400), TokenRequestError, 1, "expires_in"),
     Case("token-type-lowercase-bearer", good(token_type="bearer"), None, 1),
-    Case("token-type-mac", good(token_type="mac"), TokenRequestError, 1, "token_type",
-         bug="a token of type 'mac' is accepted and sent as a Bearer (or OAuth) token; "
-         "RFC 6749 7.1: a client must not use a token type it does not understand"),
-    Case("jwt-exp-beyond-float",
-         lambda rig, provider: [
-             Canned(200, {"access_token": rig.accept(provider, _jwt_with_exp(10**400))})
-         ],
-         None, 1,
-         bug="Token.from_response raises a bare OverflowError for a JWT whose exp claim "
-         "does not fit a float (token.py jwt_expiry)"),
-    Case("invalid-client-echoes-secret",
-         lambda rig, provider: [Canned(401, {
-             "error": "invalid_client",
-             "error_description": f"secret {CREDENTIALS[provider].client_secret} is wrong"})],
-         InvalidClientError, 1, "rejected the client credentials", {"status_code": 401}),
-    Case("error-member-a-list", same(Canned(400, {"error": ["invalid_client"]})),
-         InvalidClientError, 1, "rejected the client credentials",
-         bug="an 'error' member that is a list raises a bare TypeError (fetch.py _inspect: "
-         "`oauth_error in _CREDENTIAL_ERRORS` on an unhashable value)"),
-    Case("invalid-grant",
-         same(Canned(400, {"error": "invalid_grant", "error_description": "revoked"})),
-         TokenRequestError, 1, errors_by_provider={"yandex": TokenRevokedError}),
+    Case(
+        "token-type-mac",
+        good(token_type="mac"),
+        TokenRequestError,
+        1,
+        "token_type",
+        bug="a token of type 'mac' is accepted and sent as a Bearer (or OAuth) token; "
+        "RFC 6749 7.1: a client must not use a token type it does not understand",
+    ),
+    Case(
+        "jwt-exp-beyond-float",
+        lambda rig, provider: [
+            Canned(200, {"access_token": rig.accept(provider, _jwt_with_exp(10**400))})
+        ],
+        None,
+        1,
+        bug="Token.from_response raises a bare OverflowError for a JWT whose exp claim "
+        "does not fit a float (token.py jwt_expiry)",
+    ),
+    Case(
+        "invalid-client-echoes-secret",
+        lambda rig, provider: [
+            Canned(
+                401,
+                {
+                    "error": "invalid_client",
+                    "error_description": f"secret {CREDENTIALS[provider].client_secret} is wrong",
+                },
+            )
+        ],
+        InvalidClientError,
+        1,
+        "rejected the client credentials",
+        {"status_code": 401},
+    ),
+    Case(
+        "error-member-a-list",
+        same(Canned(400, {"error": ["invalid_client"]})),
+        InvalidClientError,
+        1,
+        "rejected the client credentials",
+        bug="an 'error' member that is a list raises a bare TypeError (fetch.py _inspect: "
+        "`oauth_error in _CREDENTIAL_ERRORS` on an unhashable value)",
+    ),
+    Case(
+        "invalid-grant",
+        same(Canned(400, {"error": "invalid_grant", "error_description": "revoked"})),
+        TokenRequestError,
+        1,
+        errors_by_provider={"yandex": TokenRevokedError},
+    ),
 ]
 
 
