@@ -268,13 +268,14 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             step = self._httpx_body_step(response)
         if step is not Step.RETRY:
             return
-        if rewind is _UNREPLAYABLE:
-            self._cannot_resend(response.status_code)
-            return
+        # The token is dead either way: drop it, so later requests do not send it again.
         if not self._engine.invalidate(lease.token):
             self._cannot_refresh(response.status_code)
             return
-        fresh = self._engine.current()
+        if rewind is _UNREPLAYABLE:
+            self._cannot_resend(response.status_code)
+            return
+        fresh = self._engine.current(fresh=True)
         self._retry_log(lease, fresh, response.status_code)
         request.headers["Authorization"] = fresh.header
         if isinstance(rewind, _SeekPoint):
@@ -294,13 +295,13 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             step = self._httpx_body_step(response)
         if step is not Step.RETRY:
             return
-        if rewind is _UNREPLAYABLE:
-            self._cannot_resend(response.status_code)
-            return
         if not await self._engine.ainvalidate(lease.token):
             self._cannot_refresh(response.status_code)
             return
-        fresh = await self._engine.acurrent()
+        if rewind is _UNREPLAYABLE:
+            self._cannot_resend(response.status_code)
+            return
+        fresh = await self._engine.acurrent(fresh=True)
         self._retry_log(lease, fresh, response.status_code)
         request.headers["Authorization"] = fresh.header
         if isinstance(rewind, _SeekPoint):
@@ -363,13 +364,13 @@ class _RequestsRetry:
             return r
         self.used = True
         old = self.attempt.lease
-        if self.rewind is _UNREPLAYABLE:
-            auth._cannot_resend(r.status_code)
-            return r
         if not auth._engine.invalidate(old.token):
             auth._cannot_refresh(r.status_code)
             return r
-        fresh = auth._engine.current()
+        if self.rewind is _UNREPLAYABLE:
+            auth._cannot_resend(r.status_code)
+            return r
+        fresh = auth._engine.current(fresh=True)
         auth._retry_log(old, fresh, r.status_code)
         # Free the connection before sending again on the same adapter.
         r.content  # noqa: B018

@@ -26,7 +26,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from .cache.base import TokenCache
@@ -62,7 +62,7 @@ class Lease:
     """A token with its ready-made header value and its schedule (monotonic times)."""
 
     token: Token
-    header: str
+    header: str = field(repr=False)  # holds the token itself
     refresh_at: float
     usable_until: float
 
@@ -144,36 +144,38 @@ class TokenEngine:
 
     # -- the hot path ---------------------------------------------------------------
 
-    def current(self) -> Lease:
+    def current(self, *, fresh: bool = False) -> Lease:
         """A usable token, refreshing it (once, for every caller) when needed.
 
         Blocks only when there is no usable token; a token past its refresh time but
-        still usable is returned at once while one background refresh runs.
+        still usable is returned at once while one background refresh runs. ``fresh``
+        (for a retry after a rejection) accepts only a token not yet due for refresh, so
+        a resend never goes out with a token about to expire.
         """
         lease = self._lease
         if lease is not None:
             now = time.monotonic()
             if now < lease.refresh_at:
                 return lease
-            if now < lease.usable_until:
+            if now < lease.usable_until and not fresh:
                 self._refresh_in_background(lease, now)
                 return lease
-        flight, leader = self._join_flight()
+        flight, leader = self._join_flight(fresh)
         if leader:
             self._fly(flight)
         return flight.result()
 
-    async def acurrent(self) -> Lease:
+    async def acurrent(self, *, fresh: bool = False) -> Lease:
         """:meth:`current` for asyncio and trio: never blocks the event loop."""
         lease = self._lease
         if lease is not None:
             now = time.monotonic()
             if now < lease.refresh_at:
                 return lease
-            if now < lease.usable_until:
+            if now < lease.usable_until and not fresh:
                 self._refresh_in_background(lease, now)
                 return lease
-        flight, leader = self._join_flight()
+        flight, leader = self._join_flight(fresh)
         if leader:
             try:
                 self._pool().submit(self._fly, flight)
@@ -249,13 +251,14 @@ class TokenEngine:
                 )
             return self._executor
 
-    def _join_flight(self) -> tuple[concurrent.futures.Future[Lease], bool]:
+    def _join_flight(self, fresh: bool = False) -> tuple[concurrent.futures.Future[Lease], bool]:
         """The flight in progress, or a new one that the caller must fly (leader)."""
         with self._guard:
             if self._closed:
                 raise DeliveryAuthError(_CLOSED)
             lease = self._lease
-            if lease is not None and time.monotonic() < lease.usable_until:
+            good_until = 0.0 if lease is None else lease.refresh_at if fresh else lease.usable_until
+            if lease is not None and time.monotonic() < good_until:
                 done: concurrent.futures.Future[Lease] = concurrent.futures.Future()
                 done.set_result(lease)
                 return done, False

@@ -14,7 +14,6 @@ Example::
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import threading
 import time
@@ -284,7 +283,7 @@ class TokenFetcher:
         payload: Any
         try:
             payload = response.json()
-        except (ValueError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # not JSON, truncated, or absurdly nested
             payload = None
         body: Mapping[str, Any] = payload if isinstance(payload, Mapping) else {}
         error = self._scrub(body.get("error")) or self._scrub(body.get("title"))
@@ -313,7 +312,7 @@ class TokenFetcher:
             # servers say "bad credentials"; a 400 naming another code is something else.
             rejected = (
                 status == 401
-                or oauth_error in _CREDENTIAL_ERRORS
+                or (isinstance(oauth_error, str) and oauth_error in _CREDENTIAL_ERRORS)
                 or (status == 400 and not isinstance(oauth_error, str))
             )
             if rejected:
@@ -361,4 +360,12 @@ class TokenFetcher:
                 token_url=self.token_url,
                 status_code=status,
             ) from None
+        if token.token_type != "Bearer":  # RFC 6749 7.1: never use a type we don't know
+            raise TokenRequestError(
+                f"The token endpoint {self.token_url} issued a token of type "
+                f"{token.token_type[:20]!r}; delivery-auth sends bearer tokens only. Check "
+                "the token endpoint's configuration.",
+                token_url=self.token_url,
+                status_code=status,
+            )
         raise _Accepted(token)

@@ -20,6 +20,8 @@ from typing import Any
 
 __all__ = ["MAX_LIFETIME", "Token", "TokenParseError"]
 
+#: token_type values that mean a bearer token (DHL's docs call theirs "BearerToken").
+_BEARER_SPELLINGS = frozenset({"bearer", "bearertoken"})
 #: Longer advertised lifetimes are capped: a year is plenty and keeps arithmetic sane.
 MAX_LIFETIME = 366 * 24 * 3600.0
 
@@ -36,7 +38,9 @@ def _lifetime(value: object) -> float:
         )
     try:
         seconds = float(value)
-    except (ValueError, OverflowError):
+    except OverflowError:  # an int beyond any float: as good as forever
+        return MAX_LIFETIME
+    except ValueError:
         raise TokenParseError(
             f"expires_in must be a number of seconds, got the string {str(value)[:20]!r}"
         ) from None
@@ -63,9 +67,13 @@ def jwt_expiry(access_token: str) -> float | None:
     except (ValueError, TypeError):
         return None
     exp = claims.get("exp") if isinstance(claims, dict) else None
-    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
         return None
-    return float(exp)
+    try:
+        seconds = float(exp)
+    except OverflowError:  # an int beyond any float
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -120,7 +128,7 @@ class Token:
             token_type = "Bearer"
         if not isinstance(token_type, str) or not token_type.strip():
             raise TokenParseError("token_type is not a non-empty string")
-        if token_type.lower() == "bearer":
+        if token_type.lower() in _BEARER_SPELLINGS:
             token_type = "Bearer"
         now_wall = time.time() if issued_at is None else issued_at
         raw_lifetime = payload.get("expires_in")
