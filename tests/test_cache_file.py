@@ -520,7 +520,19 @@ def test_an_expired_token_is_a_miss_and_is_pruned_at_the_next_write(cache_path: 
     assert list(tokens) == ["new"]
     token = cache.get("new")
     assert token is not None
-    assert (token.refresh_token, token.scope, dict(token.extra)) == ("r", "s", {"x": [1]})
+    # Without a key the file holds the access token only: no refresh token, no extras.
+    assert (token.refresh_token, token.scope, dict(token.extra)) == (None, "s", {})
+    assert "r" not in json.loads(cache_path.read_text())["tokens"]["new"]["token"].values()
+
+
+def test_an_encrypted_cache_keeps_the_extras_but_never_a_refresh_token(cache_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    cache = FileTokenCache(cache_path, encryption_key=Fernet.generate_key())
+    cache.set("k", Token("u", lifetime=600, refresh_token="r", extra={"x": [1]}))
+    token = cache.get("k")
+    assert token is not None
+    assert (token.refresh_token, dict(token.extra)) == (None, {"x": [1]})
 
 
 def test_a_token_without_lifetime_round_trips(cache_path: Path) -> None:

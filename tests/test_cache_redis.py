@@ -122,7 +122,7 @@ def test_tokens_live_as_long_as_their_lifetime(client: redis.Redis) -> None:
     assert 590_000 < ttl_ms <= 600_000
     token = cache.get("k")
     assert token is not None
-    assert (token.scope, dict(token.extra)) == ("read", {"n": 1})
+    assert (token.scope, dict(token.extra)) == ("read", {})  # no key: access token only
     cache.set("forever", Token("f"))  # no lifetime: kept until the API rejects it
     assert client.pttl("delivery_auth:token:forever") == -1
     cache.set("gone", Token("g", lifetime=10, obtained_at=0.0))  # long expired

@@ -103,9 +103,15 @@ def _number(record: Mapping[str, Any], name: str, *, optional: bool) -> float | 
     value = record.get(name)
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CacheRecordError(f"the stored token has an invalid {name}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float
+        raise CacheRecordError(f"the stored token has an invalid {name}") from None
+    if not math.isfinite(number):
+        raise CacheRecordError(f"the stored token has an invalid {name}")
+    return number
 
 
 def _optional_str(record: Mapping[str, Any], name: str) -> str | None:
@@ -138,17 +144,19 @@ class TokenCodec:
 
     def seal(self, token: Token) -> dict[str, Any]:
         """A JSON-able record of ``token`` (its ``obtained_at`` is not kept: see module doc)."""
-        body = {
+        # No refresh token, ever: no engine reads one back from a shared cache (a provider
+        # that renews with one keeps it in its own process), and a cache without a key
+        # must hold nothing but the access token.
+        body: dict[str, Any] = {
             "access_token": token.access_token,
             "token_type": token.token_type,
             "lifetime": token.lifetime,
             "issued_at": token.issued_at,
-            "refresh_token": token.refresh_token,
             "scope": token.scope,
-            "extra": _json_safe(token.extra),
         }
         if self._cipher is None:
             return {"v": RECORD_VERSION, "token": body}
+        body["extra"] = _json_safe(token.extra)  # may hold anything the server sent
         plain = json.dumps(body, separators=(",", ":")).encode()
         return {"v": RECORD_VERSION, "fernet": self._cipher.encrypt(plain).decode("ascii")}
 

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -55,13 +56,12 @@ class _ClockSkewCheck:
     def fetch(self) -> Token:
         token = self._fetcher.fetch()
         created_at = token.extra.get("created_at")
-        if (
-            not self._warned
-            and isinstance(created_at, (int, float))
-            and not isinstance(created_at, bool)
-            and math.isfinite(created_at)
-        ):
-            ahead = created_at - token.issued_at
+        server_time: float | None = None
+        if isinstance(created_at, (int, float)) and not isinstance(created_at, bool):
+            with contextlib.suppress(OverflowError):  # an int beyond any float
+                server_time = float(created_at)
+        if not self._warned and server_time is not None and math.isfinite(server_time):
+            ahead = server_time - token.issued_at
             if abs(ahead) > CLOCK_SKEW_TOLERANCE:
                 self._warned = True
                 logger.warning(
