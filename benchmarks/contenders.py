@@ -260,7 +260,7 @@ def _reset_global_caches() -> None:
 # -- requests ----------------------------------------------------------------------------
 
 
-def _requests_handle(auth: Any, api_url: str, observe: bool, apply: Any = None) -> Handle:
+def _requests_handle(auth: Any, api_url: str, observe: bool) -> Handle:
     session = _requests_session()
     session.auth = TimedRequestsAuth(auth) if observe else auth
 
@@ -269,7 +269,7 @@ def _requests_handle(auth: Any, api_url: str, observe: bool, apply: Any = None) 
 
     return Handle(
         call=call,
-        apply=apply if apply is not None else auth,
+        apply=auth,
         close=session.close,
     )
 
