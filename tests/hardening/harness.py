@@ -170,11 +170,7 @@ class Rig:
 
     def accept(self, provider: str, value: str) -> str:
         """Make the emulator's API accept ``value`` as a token of ``provider``."""
-        from delivery_auth.emulator.state import IssuedToken
-
-        state = self.emu.state
-        with state._lock:
-            state._tokens[value] = IssuedToken(value, provider, "hardening", expires_at=None)
+        self.emu.accept_token(provider, value)
         self.secrets.add(value)
         return value
 

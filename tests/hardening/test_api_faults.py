@@ -236,11 +236,6 @@ def test_auth_failure_with_a_generator_body_is_returned_not_resent(
     assert rig.count(provider, "api") == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a token rejected on a request whose body cannot be replayed is not "
-    "invalidated, so every later call sends the same dead token again (auth.py)",
-)
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_generator_body_auth_failure_drops_the_rejected_token(

@@ -95,11 +95,6 @@ def test_cli_token_prints_the_token_and_nothing_else_secret(rig: Rig) -> None:
                 assert secret not in printed + result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: 'delivery-auth check tracker' crashes with 'unexpected AttributeError' on a "
-    "GraphQL error whose extensions is not an object (cli.py _check_tracker)",
-)
 def test_cli_check_tracker_survives_odd_graphql_errors(rig: Rig) -> None:
     odd = {"data": None, "errors": [{"message": "x", "extensions": ["UNAUTHENTICATED"]}]}
     rig.script_api("tracker", Canned(200, odd))
@@ -194,11 +189,6 @@ def test_encrypted_caches_hold_no_token_in_clear(
     _check_stored(rig, provider, _stored(kind, tmp_path, request), encrypted=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: without encryption_key the shared caches store the refresh token in "
-    "clear next to the access token (cache/codec.py TokenCodec.seal)",
-)
 @pytest.mark.parametrize("kind", ["file", "redis"])
 @pytest.mark.parametrize("provider", CLIENT_CREDENTIALS)
 def test_unencrypted_caches_hold_only_the_access_token(
@@ -270,11 +260,6 @@ def test_repr_and_str_of_public_objects_show_no_secret(
         auth.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the engine's Lease is a dataclass whose default repr shows the "
-    "Authorization header, token included (engine.py Lease.header)",
-)
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_repr_of_an_engine_lease_shows_no_token(
     rig: Rig, make_auth: MakeAuth, provider: str

@@ -160,11 +160,11 @@ CASES = [
     ),
     Case(
         "slower-than-timeout",
-        same(*[Canned(200, {"access_token": "z" * 16}, delay=0.6)] * 3),
+        same(*[Canned(200, {"access_token": "z" * 16}, delay=0.4)] * 3),
         TokenEndpointUnavailableError,
         3,
         "Could not reach",
-        timeout=0.15,
+        timeout=0.08,
     ),
     Case(
         "html-502",
@@ -188,8 +188,6 @@ CASES = [
         TokenRequestError,
         1,
         "not JSON",
-        bug="a deeply nested JSON body makes response.json() raise RecursionError, which "
-        "escapes the fetcher bare (fetch.py _inspect catches only ValueError)",
     ),
     Case(
         "json-array",
@@ -232,16 +230,16 @@ CASES = [
     Case("expires-in-numeric-string", good(expires_in="3600"), None, 1),
     Case("expires-in-string", good(expires_in="soon"), TokenRequestError, 1, "expires_in"),
     Case("expires-in-huge", good(expires_in=10**12), None, 1),
-    Case("expires-in-beyond-float", good(expires_in=10**400), TokenRequestError, 1, "expires_in"),
+    # An integer beyond any float is "as good as forever": capped at a year, like 10**12.
+    Case("expires-in-beyond-float", good(expires_in=10**400), None, 1),
     Case("token-type-lowercase-bearer", good(token_type="bearer"), None, 1),
+    Case("token-type-dhl-bearertoken", good(token_type="BearerToken"), None, 1),
     Case(
         "token-type-mac",
         good(token_type="mac"),
         TokenRequestError,
         1,
-        "token_type",
-        bug="a token of type 'mac' is accepted and sent as a Bearer (or OAuth) token; "
-        "RFC 6749 7.1: a client must not use a token type it does not understand",
+        "issued a token of type 'mac'",
     ),
     Case(
         "jwt-exp-beyond-float",
@@ -250,8 +248,6 @@ CASES = [
         ],
         None,
         1,
-        bug="Token.from_response raises a bare OverflowError for a JWT whose exp claim "
-        "does not fit a float (token.py jwt_expiry)",
     ),
     Case(
         "invalid-client-echoes-secret",
@@ -275,8 +271,6 @@ CASES = [
         InvalidClientError,
         1,
         "rejected the client credentials",
-        bug="an 'error' member that is a list raises a bare TypeError (fetch.py _inspect: "
-        "`oauth_error in _CREDENTIAL_ERRORS` on an unhashable value)",
     ),
     Case(
         "invalid-grant",
@@ -348,11 +342,6 @@ def test_token_endpoint_fault(
         assert rig.count(provider, "token") == before + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a Bringg created_at that does not fit a float raises a bare OverflowError "
-    "from the clock-skew check (providers/bringg.py _ClockSkewCheck.fetch)",
-)
 @pytest.mark.parametrize("client", CLIENTS)
 def test_bringg_created_at_beyond_float(rig: Rig, make_auth: MakeAuth, client: str) -> None:
     rig.script_token("bringg", lambda: token_payload(rig, "bringg", created_at=10**400))
