@@ -245,9 +245,10 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         origin = self._hosts.origin_for(r.url or "")
         lease = self._engine.current()
         r.headers["Authorization"] = lease.header
-        r.register_hook(  # type: ignore[no-untyped-call]
-            "response", _RequestsRetry(self, Attempt(origin, lease), r.body)
-        )
+        hook = _RequestsRetry(self, origin, lease, r.body)
+        # What register_hook does for a callable, without its per-call type checks (and
+        # without failing on a hand-built PreparedRequest that lacks the list).
+        r.hooks.setdefault("response", []).append(hook)
         return r
 
     # -- httpx and httpx2 -------------------------------------------------------------
@@ -256,7 +257,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         raise RuntimeError("DeliveryAuth drives httpx through sync_auth_flow/async_auth_flow")
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
-        origin = self._hosts.origin_for(str(request.url))
+        origin = self._hosts.origin_for_url(request.url)
         lease = self._engine.current()
         request.headers["Authorization"] = lease.header
         rewind = _httpx_rewind(request)
@@ -283,7 +284,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         yield request
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
-        origin = self._hosts.origin_for(str(request.url))
+        origin = self._hosts.origin_for_url(request.url)
         lease = await self._engine.acurrent()
         request.headers["Authorization"] = lease.header
         rewind = _httpx_rewind(request)
@@ -328,20 +329,21 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         )
 
 
-class _RequestsRetry:
+class _RequestsRetry(Attempt):
     """The response hook of one authorised requests call (``HTTPDigestAuth``'s model).
 
     requests copies hooks onto redirected requests, so this also sees responses after
     redirects; it retries at most once, and only responses of the authorised origin
-    that carried our token.
+    that carried our token. It is its own :class:`Attempt`: one object per call.
     """
 
-    __slots__ = ("attempt", "auth", "rewind", "used")
+    __slots__ = ("auth", "rewind", "used")
 
-    def __init__(self, auth: DeliveryAuth, attempt: Attempt, body: object) -> None:
+    def __init__(self, auth: DeliveryAuth, origin: str, lease: Lease, body: object) -> None:
+        self.origin = origin
+        self.lease = lease
         self.auth = auth
-        self.attempt = attempt
-        self.rewind = _requests_rewind(body)
+        self.rewind = None if body is None else _requests_rewind(body)
         self.used = False
 
     def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
@@ -351,7 +353,7 @@ class _RequestsRetry:
         detector = auth._detector
         content_type = r.headers.get("Content-Type", "")
         step = inspect(
-            self.attempt,
+            self,
             detector,
             r.status_code,
             content_type,
@@ -363,7 +365,7 @@ class _RequestsRetry:
         if step is not Step.RETRY:
             return r
         self.used = True
-        old = self.attempt.lease
+        old = self.lease
         if not auth._engine.invalidate(old.token):
             auth._cannot_refresh(r.status_code)
             return r

@@ -87,7 +87,7 @@ class HostPolicy:
     apply).
     """
 
-    __slots__ = ("_exact", "_networks", "_origins", "_suffixes", "patterns")
+    __slots__ = ("_exact", "_last", "_networks", "_origins", "_parsed", "_suffixes", "patterns")
 
     def __init__(self, allowed_hosts: Iterable[str] | str | None = None) -> None:
         self.patterns: tuple[str, ...] | None
@@ -96,6 +96,10 @@ class HostPolicy:
         self._networks: tuple[IPNetwork, ...] = ()
         # raw "scheme://netloc" prefix -> normalised origin, for URLs already admitted
         self._origins: dict[str, str] = {}
+        # the most recently admitted (prefix, origin), replaced as one tuple (thread-safe)
+        self._last: tuple[str, str] | None = None
+        # httpx/httpx2 parsed (scheme, userinfo, host, port) -> origin, for URLs admitted
+        self._parsed: dict[tuple[object, ...], str] = {}
         if allowed_hosts is None:
             self.patterns = None
             return
@@ -152,12 +156,22 @@ class HostPolicy:
         Raises :class:`InsecureTransportError` for plain http to a host that is not
         loopback and :class:`DisallowedHostError` for a host outside ``allowed_hosts``.
         """
+        # Fastest path: the URL starts with the last admitted scheme://netloc prefix and
+        # its path starts right after it: the test the prefix cache below makes, without
+        # building the prefix string (most auth objects talk to one API).
+        last = self._last
+        if last is not None:
+            last_prefix, last_origin = last
+            size = len(last_prefix)
+            if url.startswith(last_prefix) and (len(url) == size or url[size] == "/"):
+                return last_origin
         # Fast path: the scheme://netloc prefix of a URL we already admitted.
         end = url.find("/", url.find("//") + 2)
         prefix = url if end < 0 else url[:end]
-        origin = self._origins.get(prefix)
-        if origin is not None:
-            return origin
+        cached = self._origins.get(prefix)
+        if cached is not None:
+            self._last = (prefix, cached)
+            return cached
         scheme, host, _port = _split(url)
         if scheme != "https" and not is_loopback(host):
             raise InsecureTransportError(
@@ -174,6 +188,27 @@ class HostPolicy:
         if len(self._origins) >= _ORIGIN_CACHE_LIMIT:
             self._origins.clear()
         self._origins[prefix] = origin
+        self._last = (prefix, origin)
+        return origin
+
+    def origin_for_url(self, url: object) -> str:
+        """:meth:`origin_for` for an ``httpx.URL`` or ``httpx2.URL``, without ``str(url)``.
+
+        Formatting an httpx URL costs more than the rest of the auth step, so admitted
+        URLs are remembered by their parsed ``(scheme, userinfo, host, port)``, which
+        decides everything :meth:`origin_for` looks at. Other objects go through
+        ``str()``.
+        """
+        reference = getattr(url, "_uri_reference", None)  # httpx's parsed URL tuple
+        if not isinstance(reference, tuple):
+            return self.origin_for(str(url))
+        key = reference[:4]
+        origin = self._parsed.get(key)
+        if origin is None:
+            origin = self.origin_for(str(url))
+            if len(self._parsed) >= _ORIGIN_CACHE_LIMIT:
+                self._parsed.clear()
+            self._parsed[key] = origin
         return origin
 
 

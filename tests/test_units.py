@@ -244,3 +244,75 @@ class TestHosts:
             check_endpoint_url("http://auth.example.com/token", "token_url")
         with pytest.raises(ValueError, match="token_url must be"):
             check_endpoint_url(None, "token_url")  # type: ignore[arg-type]
+
+
+class TestHostFastPaths:
+    """The cached paths of HostPolicy decide exactly like the full check."""
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://a.example.evil/x",
+            "https://a.example:444/x",
+            "https://a.example@evil.example/x",
+            "https://a.example\\@evil.example/x",
+            "http://a.example/x",
+        ],
+    )
+    def test_lookalikes_of_an_admitted_origin_get_the_full_check(self, url: str) -> None:
+        policy = HostPolicy(["a.example"])
+        assert policy.origin_for("https://a.example/ok") == "https://a.example:443"
+        try:
+            origin = policy.origin_for(url)
+        except (DisallowedHostError, InsecureTransportError, ValueError):
+            return
+        assert origin != "https://a.example:443" or url.startswith("https://a.example/")
+
+    def test_alternating_origins(self) -> None:
+        policy = HostPolicy(None)
+        for _ in range(3):
+            assert policy.origin_for("https://one.example/a") == "https://one.example:443"
+            assert policy.origin_for("https://two.example/b") == "https://two.example:443"
+            assert policy.origin_for("https://one.example") == "https://one.example:443"
+
+    @pytest.mark.parametrize("module", ["httpx", "httpx2"])
+    def test_origin_for_url_with_parsed_urls(self, module: str) -> None:
+        import importlib
+
+        url_type = importlib.import_module(module).URL
+        policy = HostPolicy(["api.example.com"])
+        for _ in range(2):  # miss, then the cached path
+            assert policy.origin_for_url(url_type("https://api.example.com/v1")) == (
+                "https://api.example.com:443"
+            )
+        with pytest.raises(DisallowedHostError):
+            policy.origin_for_url(url_type("https://evil.example/v1"))
+        with pytest.raises(DisallowedHostError):  # still refused the second time
+            policy.origin_for_url(url_type("https://evil.example/v1"))
+        with pytest.raises(InsecureTransportError):
+            policy.origin_for_url(url_type("http://api.example.com/v1"))
+
+    def test_origin_for_url_with_other_objects(self) -> None:
+        class Plain:
+            def __str__(self) -> str:
+                return "https://api.example.com/v1"
+
+        assert HostPolicy(None).origin_for_url(Plain()) == "https://api.example.com:443"
+
+
+def test_requests_hook_without_a_response_list() -> None:
+    import requests
+
+    from delivery_auth import ClientCredentialsAuth, MemoryTokenCache, Token
+    from delivery_auth.cache import cache_key
+
+    cache = MemoryTokenCache()
+    url = "https://auth.example.com/token"
+    cache.set(cache_key(url, "id", "secret", None, {}), Token("cached", lifetime=3600))
+    auth = ClientCredentialsAuth(url, "id", "secret", cache=cache)
+    prepared = requests.Request("GET", "https://api.example.com/x").prepare()
+    prepared.hooks = {}  # as a hand-built PreparedRequest might have it
+    auth(prepared)
+    assert len(prepared.hooks["response"]) == 1
+    assert prepared.headers["Authorization"] == "Bearer cached"
+    auth.close()
