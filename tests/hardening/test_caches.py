@@ -156,15 +156,20 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def _kill_lock_holder(import_line: str, make_cache: str, key: str, timeout: float) -> None:
-    """A real process takes the refresh lock of ``key`` and dies (SIGKILL) holding it."""
+def _kill_lock_holders(import_line: str, make_cache: str, keys: list[str], timeout: float) -> None:
+    """Real processes take the refresh locks of ``keys`` and die (SIGKILL) holding them."""
     code = HOLDER.format(import_line=import_line, make_cache=make_cache)
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, key, str(timeout)], stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    assert bounded(process.stdout.readline) == "locked\n"
-    assert process.wait(timeout=20) == -signal.SIGKILL
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, key, str(timeout)], stdout=subprocess.PIPE, text=True
+        )
+        for key in keys
+    ]
+    for process in processes:
+        assert process.stdout is not None
+        assert bounded(process.stdout.readline) == "locked\n"
+        assert process.wait(timeout=20) == -signal.SIGKILL
+        process.stdout.close()
 
 
 @pytest.mark.parametrize("provider", CLIENT_CREDENTIALS)
@@ -174,10 +179,10 @@ def test_file_lock_holder_killed(
     path = tmp_path / "tokens.json"
     auth = make_auth(provider, cache=FileTokenCache(path))
     key = auth._engine._key
-    _kill_lock_holder(
+    _kill_lock_holders(
         "from delivery_auth.cache.file import FileTokenCache",
         f"FileTokenCache({str(path)!r})",
-        key,
+        [key],
         30.0,
     )
     assert Path(f"{path}.{key}.lock").exists(), "the dead holder's lock file"
@@ -257,22 +262,22 @@ def test_redis_killed_mid_run_and_back(
     assert rig.count(provider, "token") == 3, "shared through Redis again"
 
 
-@pytest.mark.parametrize("provider", CLIENT_CREDENTIALS)
-def test_redis_lock_holder_killed(
-    rig: Rig, make_auth: MakeAuth, redis_url: str, provider: str
-) -> None:
-    auth = make_auth(provider, cache=_redis_cache(redis_url))
-    key = auth._engine._key
-    _kill_lock_holder(
+def test_redis_lock_holder_killed(rig: Rig, make_auth: MakeAuth, redis_url: str) -> None:
+    """One dead holder per provider at once (their locks expire together: one wait)."""
+    auths = {p: make_auth(p, cache=_redis_cache(redis_url)) for p in CLIENT_CREDENTIALS}
+    keys = [auth._engine._key for auth in auths.values()]
+    _kill_lock_holders(
         "from delivery_auth.cache.redis import RedisTokenCache",
         f"RedisTokenCache(url={redis_url!r})",
-        key,
-        0.1,  # the dead holder's lock expires 1.1 s after it was taken
+        keys,
+        0.1,  # a dead holder's lock expires 1.1 s after it was taken
     )
     with redis.Redis.from_url(redis_url) as client:
-        assert client.exists(f"delivery_auth:lock:{key}") == 1, "the dead holder's lock"
-    assert call_api("requests", auth, rig, provider).ok
-    assert rig.count(provider, "token") == 1
+        for key in keys:
+            assert client.exists(f"delivery_auth:lock:{key}") == 1, "a dead holder's lock"
+    for provider, auth in auths.items():
+        assert call_api("requests", auth, rig, provider).ok
+        assert rig.count(provider, "token") == 1
 
 
 # -- wall-clock jumps ----------------------------------------------------------------------

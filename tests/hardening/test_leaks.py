@@ -69,9 +69,10 @@ def test_cli_output_never_shows_a_secret(rig: Rig) -> None:
     # without --debug.
     failing: list[list[str]] = []
     for provider in CLIENT_CREDENTIALS:
-        for debug in ([], ["--debug"]):
-            failing.append([*debug, "check", provider, "--emulator", base, *_oauth(provider)])
-        rig.emu.inject_fault(provider, "rate_limit", times=2 * 3, retry_after=0)
+        failing.append(["--debug", "check", provider, "--emulator", base, *_oauth(provider)])
+        rig.emu.inject_fault(provider, "rate_limit", times=3, retry_after=0)
+    failing.append(["check", "dhl", "--emulator", base])
+    rig.emu.inject_fault("dhl", "rate_limit", times=3, retry_after=0)
     for result in _run_all(failing):
         assert result.returncode == 1, result
         assert "answered HTTP 429 3 times" in result.stderr
