@@ -335,6 +335,13 @@ class TokenFetcher:
                 description=description,
                 problem_type=problem_type,
             )
+        if not 200 <= status < 300:  # 1xx or anything else odd: never a token
+            raise TokenRequestError(
+                f"The token endpoint {self.token_url} answered with the unexpected HTTP "
+                f"status {status}. Check that token_url is the token endpoint.",
+                token_url=self.token_url,
+                status_code=status,
+            )
         if not isinstance(payload, Mapping):
             kind = "not JSON" if payload is None else f"a JSON {type(payload).__name__}"
             raise TokenRequestError(
