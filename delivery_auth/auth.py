@@ -84,12 +84,6 @@ def _seek_point(body: Any) -> _Rewind:
         return _UNREPLAYABLE
 
 
-def _requests_rewind(body: object) -> _Rewind:
-    if body is None or isinstance(body, (bytes, str)):
-        return None
-    return _seek_point(body)
-
-
 def _httpx_rewind(request: Any) -> _Rewind:
     try:
         request.content  # noqa: B018 - raises RequestNotRead unless the body is in memory
@@ -128,6 +122,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         self._engine = engine
         self._hosts = HostPolicy(allowed_hosts)
         self._detector: FailureDetector = failure_detector or StatusFailureDetector()
+        self._requests_hook: _RequestsRetry | None = None
 
     # -- identity ---------------------------------------------------------------------
 
@@ -231,13 +226,23 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             status_code,
         )
 
-    def _retry_log(self, old: Lease, new: Lease, status_code: int) -> None:
+    def _resend_with(self, old: Lease, new: Lease, status_code: int) -> Lease | None:
+        """``new`` if the request should go again with it; never resend the same token."""
+        if new.header == old.header:
+            logger.warning(
+                "The API rejected token %s (HTTP %s) and the token endpoint issued the same "
+                "token again: returning the response instead of resending it.",
+                old.token.fingerprint,
+                status_code,
+            )
+            return None
         logger.info(
             "The API rejected token %s (HTTP %s); resending once with token %s",
             old.token.fingerprint,
             status_code,
             new.token.fingerprint,
         )
+        return new
 
     # -- requests ---------------------------------------------------------------------
 
@@ -245,7 +250,15 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         origin = self._hosts.origin_for(r.url or "")
         lease = self._engine.current()
         r.headers["Authorization"] = lease.header
-        hook = _RequestsRetry(self, origin, lease, r.body)
+        body: object = r.body  # typed bytes | str | None, but files and generators come too
+        if body is None or isinstance(body, (bytes, str)):
+            # Nothing to rewind: the hook is stateless, so one serves every request that
+            # carries this lease to this origin (no allocation on the cached path).
+            hook = self._requests_hook
+            if hook is None or hook.lease is not lease or hook.origin is not origin:
+                hook = self._requests_hook = _RequestsRetry(self, origin, lease, None)
+        else:
+            hook = _RequestsRetry(self, origin, lease, _seek_point(body))
         # What register_hook does for a callable, without its per-call type checks (and
         # without failing on a hand-built PreparedRequest that lacks the list).
         r.hooks.setdefault("response", []).append(hook)
@@ -276,8 +289,9 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         if rewind is _UNREPLAYABLE:
             self._cannot_resend(response.status_code)
             return
-        fresh = self._engine.current(fresh=True)
-        self._retry_log(lease, fresh, response.status_code)
+        fresh = self._resend_with(lease, self._engine.current(fresh=True), response.status_code)
+        if fresh is None:
+            return
         request.headers["Authorization"] = fresh.header
         if isinstance(rewind, _SeekPoint):
             rewind.rewind()
@@ -302,8 +316,11 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         if rewind is _UNREPLAYABLE:
             self._cannot_resend(response.status_code)
             return
-        fresh = await self._engine.acurrent(fresh=True)
-        self._retry_log(lease, fresh, response.status_code)
+        fresh = self._resend_with(
+            lease, await self._engine.acurrent(fresh=True), response.status_code
+        )
+        if fresh is None:
+            return
         request.headers["Authorization"] = fresh.header
         if isinstance(rewind, _SeekPoint):
             rewind.rewind()
@@ -333,22 +350,21 @@ class _RequestsRetry(Attempt):
     """The response hook of one authorised requests call (``HTTPDigestAuth``'s model).
 
     requests copies hooks onto redirected requests, so this also sees responses after
-    redirects; it retries at most once, and only responses of the authorised origin
-    that carried our token. It is its own :class:`Attempt`: one object per call.
+    redirects. It judges only responses of the authorised origin that carried *its*
+    lease's token, and a resend carries a different token (:meth:`DeliveryAuth._resend_with`
+    refuses to resend the same one), so it retries at most once and keeps no state: one
+    hook serves every body-less request with the same lease and origin.
     """
 
-    __slots__ = ("auth", "rewind", "used")
+    __slots__ = ("auth", "rewind")
 
-    def __init__(self, auth: DeliveryAuth, origin: str, lease: Lease, body: object) -> None:
+    def __init__(self, auth: DeliveryAuth, origin: str, lease: Lease, rewind: _Rewind) -> None:
         self.origin = origin
         self.lease = lease
         self.auth = auth
-        self.rewind = None if body is None else _requests_rewind(body)
-        self.used = False
+        self.rewind = rewind
 
     def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
-        if self.used:
-            return r
         auth = self.auth
         detector = auth._detector
         content_type = r.headers.get("Content-Type", "")
@@ -364,7 +380,6 @@ class _RequestsRetry(Attempt):
             step = inspect_body(detector, r.status_code, content_type, r.content)
         if step is not Step.RETRY:
             return r
-        self.used = True
         old = self.lease
         if not auth._engine.invalidate(old.token):
             auth._cannot_refresh(r.status_code)
@@ -372,8 +387,9 @@ class _RequestsRetry(Attempt):
         if self.rewind is _UNREPLAYABLE:
             auth._cannot_resend(r.status_code)
             return r
-        fresh = auth._engine.current(fresh=True)
-        auth._retry_log(old, fresh, r.status_code)
+        fresh = auth._resend_with(old, auth._engine.current(fresh=True), r.status_code)
+        if fresh is None:
+            return r
         # Free the connection before sending again on the same adapter.
         r.content  # noqa: B018
         r.close()
@@ -384,6 +400,10 @@ class _RequestsRetry(Attempt):
         extract_cookies_to_jar(cookies, r.request, r.raw)  # type: ignore[no-untyped-call]
         prep.prepare_cookies(cookies)
         prep.headers["Authorization"] = fresh.header
+        # requests follows a redirect of the resent request by copying the request it
+        # first sent: give that one the fresh token too, or the redirect would carry the
+        # dead token (and this hook, judging it, would resend a second time).
+        r.request.headers["Authorization"] = fresh.header
         connection = r.connection
         retried: requests.Response = connection.send(prep, **kwargs)
         retried.history.append(r)

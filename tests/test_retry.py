@@ -278,3 +278,71 @@ def test_retry_is_logged_without_tokens(
         f"The API rejected token {old.fingerprint} (HTTP 401); resending once with token "
         f"{auth.get_token().fingerprint}"
     ]
+
+
+class TestAtMostOneRetry:
+    @pytest.mark.parametrize("client", CLIENTS)
+    def test_retried_request_redirected_to_another_401_is_not_retried_again(
+        self, server: LoopbackServer, make_auth: MakeAuth, client: str
+    ) -> None:
+        again = server.url("/api/again")
+        server.state.api_script.extend(
+            [UNAUTHORIZED, Reply(302, b"", {"Location": again}), UNAUTHORIZED, UNAUTHORIZED]
+        )
+        result = call(client, make_auth(), "GET", server.url())
+        assert result.status == 401
+        assert len(server.state.api_requests) == 3  # first try, retry, its redirect target
+        assert len(server.state.token_requests) == 2
+
+    @pytest.mark.parametrize("client", CLIENTS)
+    def test_a_redirect_after_the_retry_carries_the_fresh_token(
+        self, server: LoopbackServer, make_auth: MakeAuth, client: str
+    ) -> None:
+        auth = make_auth()
+        server.state.api_script.extend(
+            [UNAUTHORIZED, Reply(302, b"", {"Location": server.url("/api/moved")})]
+        )
+        result = call(client, auth, "GET", server.url())
+        assert result.status == 200
+        moved = server.state.api_requests[-1]
+        assert moved.path == "/api/moved"
+        assert moved.headers["Authorization"] == f"Bearer {auth.get_token().access_token}"
+        assert len(server.state.token_requests) == 2
+
+    @pytest.mark.parametrize("client", CLIENTS)
+    def test_the_same_token_is_never_resent(
+        self,
+        server: LoopbackServer,
+        make_auth: MakeAuth,
+        client: str,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        same = Reply(200, {"access_token": "same-token", "expires_in": 3600})
+        server.state.token_script.extend([same, same])
+        server.state.api_script.append(UNAUTHORIZED)
+        result = call(client, make_auth(), "GET", server.url())
+        assert (result.status, result.history) == (401, [])
+        assert len(server.state.api_requests) == 1
+        assert len(server.state.token_requests) == 2
+        assert "issued the same token again" in caplog.text
+
+
+def test_requests_hooks_are_shared_only_when_stateless(
+    server: LoopbackServer, make_auth: MakeAuth
+) -> None:
+    auth = make_auth()
+    first = requests.Request("GET", server.url()).prepare()
+    second = requests.Request("POST", server.url(), data=b"bytes").prepare()
+    with_file = requests.Request("PUT", server.url(), data=io.BytesIO(b"file")).prepare()
+    for prepared in (first, second, with_file):
+        auth(prepared)
+    (hook_1,), (hook_2,), (hook_3,) = (p.hooks["response"] for p in (first, second, with_file))
+    assert hook_1 is hook_2  # body-less and bytes bodies: one hook per lease and origin
+    assert hook_3 is not hook_1  # a file body carries its own rewind point
+    other = requests.Request("GET", f"http://localhost:{server.server_address[1]}/x").prepare()
+    auth(other)
+    assert other.hooks["response"][0] is not hook_1  # another origin
+    auth._engine.invalidate(auth.get_token())
+    again = requests.Request("GET", server.url()).prepare()
+    auth(again)
+    assert again.hooks["response"][0] is not hook_1  # another lease
