@@ -19,6 +19,7 @@ import hashlib
 import inspect as _inspect
 import logging
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from time import monotonic
 from types import TracebackType
 from typing import Any
 
@@ -122,7 +123,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         self._engine = engine
         self._hosts = HostPolicy(allowed_hosts)
         self._detector: FailureDetector = failure_detector or StatusFailureDetector()
-        self._requests_hook: _RequestsRetry | None = None
+        # (scheme://netloc prefix, hook) of the last body-less requests call: see __call__
+        self._requests_fast: tuple[str, _RequestsRetry] | None = None
 
     # -- identity ---------------------------------------------------------------------
 
@@ -247,16 +249,33 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
     # -- requests ---------------------------------------------------------------------
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        origin = self._hosts.origin_for(r.url or "")
+        url = r.url or ""
+        body: object = r.body  # typed bytes | str | None, but files and generators come too
+        # The cached path: the same origin as the last body-less request, whose lease is
+        # still the engine's current one and not yet due for refresh. Then the verdict of
+        # the host check, the header and the (stateless) hook are all known already.
+        fast = self._requests_fast
+        if fast is not None and (body is None or isinstance(body, (bytes, str))):
+            prefix, hook = fast
+            lease = hook.lease
+            size = len(prefix)
+            if (
+                lease is self._engine.lease
+                and url.startswith(prefix)
+                and (len(url) == size or url[size] == "/")
+                and monotonic() < lease.refresh_at
+            ):
+                r.headers["Authorization"] = lease.header
+                r.hooks.setdefault("response", []).append(hook)
+                return r
+        prefix, origin = self._hosts.admit(url)
         lease = self._engine.current()
         r.headers["Authorization"] = lease.header
-        body: object = r.body  # typed bytes | str | None, but files and generators come too
         if body is None or isinstance(body, (bytes, str)):
             # Nothing to rewind: the hook is stateless, so one serves every request that
-            # carries this lease to this origin (no allocation on the cached path).
-            hook = self._requests_hook
-            if hook is None or hook.lease is not lease or hook.origin is not origin:
-                hook = self._requests_hook = _RequestsRetry(self, origin, lease, None)
+            # carries this lease to this origin.
+            hook = _RequestsRetry(self, origin, lease, None)
+            self._requests_fast = (prefix, hook)
         else:
             hook = _RequestsRetry(self, origin, lease, _seek_point(body))
         # What register_hook does for a callable, without its per-call type checks (and

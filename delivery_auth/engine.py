@@ -137,7 +137,9 @@ class TokenEngine:
         self._rejected: Token | None = None
         self._background_not_before = 0.0
         self._closed = False
-        self._lease: Lease | None = self._lease_for(initial) if initial is not None else None
+        #: The current lease, or ``None``. Read it, never write it: the requests adapter
+        #: compares it by identity to know that the lease it cached is still current.
+        self.lease: Lease | None = self._lease_for(initial) if initial is not None else None
         #: token requests this engine made (for tests, the demo and the benchmark)
         self.fetch_count = 0
         _ENGINES.add(self)
@@ -152,7 +154,7 @@ class TokenEngine:
         (for a retry after a rejection) accepts only a token not yet due for refresh, so
         a resend never goes out with a token about to expire.
         """
-        lease = self._lease
+        lease = self.lease
         if lease is not None:
             now = time.monotonic()
             if now < lease.refresh_at:
@@ -167,7 +169,7 @@ class TokenEngine:
 
     async def acurrent(self, *, fresh: bool = False) -> Lease:
         """:meth:`current` for asyncio and trio: never blocks the event loop."""
-        lease = self._lease
+        lease = self.lease
         if lease is not None:
             now = time.monotonic()
             if now < lease.refresh_at:
@@ -196,8 +198,8 @@ class TokenEngine:
             return False
         with self._guard:
             self._rejected = token
-            if self._lease is not None and self._lease.token == token:
-                self._lease = None
+            if self.lease is not None and self.lease.token == token:
+                self.lease = None
         self._cache.delete_if(self._key, token)
         return True
 
@@ -216,7 +218,7 @@ class TokenEngine:
         """Stop the token source and the background thread; the engine cannot be used after."""
         self._closed = True
         with self._guard:
-            self._lease = None  # every later use takes the slow path, which refuses
+            self.lease = None  # every later use takes the slow path, which refuses
         self._source.close()
         with self._guard:
             executor, self._executor = self._executor, None
@@ -256,7 +258,7 @@ class TokenEngine:
         with self._guard:
             if self._closed:
                 raise DeliveryAuthError(_CLOSED)
-            lease = self._lease
+            lease = self.lease
             good_until = 0.0 if lease is None else lease.refresh_at if fresh else lease.usable_until
             if lease is not None and time.monotonic() < good_until:
                 done: concurrent.futures.Future[Lease] = concurrent.futures.Future()
@@ -274,7 +276,7 @@ class TokenEngine:
         if now < self._background_not_before or self._flight is not None or not self.refreshable:
             return
         with self._guard:
-            if self._flight is not None or self._lease is not lease or self._closed:
+            if self._flight is not None or self.lease is not lease or self._closed:
                 return
             flight: concurrent.futures.Future[Lease] = concurrent.futures.Future()
             flight.set_running_or_notify_cancel()
@@ -299,7 +301,7 @@ class TokenEngine:
             with self._guard:
                 self._flight = None
             if background:
-                lease_now = self._lease
+                lease_now = self.lease
                 remaining = 0.0 if lease_now is None else lease_now.usable_until - time.monotonic()
                 self._background_not_before = time.monotonic() + min(
                     _BACKGROUND_RETRY, max(remaining / 4, 0.0)
@@ -314,7 +316,7 @@ class TokenEngine:
                 raise
             return
         with self._guard:
-            self._lease = lease
+            self.lease = lease
             self._flight = None
         flight.set_result(lease)
 
@@ -328,7 +330,7 @@ class TokenEngine:
         """Take a newer token from the cache, or fetch one under the cache's lock."""
         if self._closed:
             raise DeliveryAuthError(_CLOSED)
-        current = self._lease
+        current = self.lease
         replacing = None if current is None else current.token
         lease = self._adoptable(self._cache.get(self._key), replacing)
         if lease is not None:

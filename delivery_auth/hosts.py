@@ -87,7 +87,7 @@ class HostPolicy:
     apply).
     """
 
-    __slots__ = ("_exact", "_last", "_networks", "_origins", "_parsed", "_suffixes", "patterns")
+    __slots__ = ("_exact", "_networks", "_origins", "_parsed", "_suffixes", "patterns")
 
     def __init__(self, allowed_hosts: Iterable[str] | str | None = None) -> None:
         self.patterns: tuple[str, ...] | None
@@ -96,8 +96,6 @@ class HostPolicy:
         self._networks: tuple[IPNetwork, ...] = ()
         # raw "scheme://netloc" prefix -> normalised origin, for URLs already admitted
         self._origins: dict[str, str] = {}
-        # the most recently admitted (prefix, origin), replaced as one tuple (thread-safe)
-        self._last: tuple[str, str] | None = None
         # httpx/httpx2 parsed (scheme, userinfo, host, port) -> origin, for URLs admitted
         self._parsed: dict[tuple[object, ...], str] = {}
         if allowed_hosts is None:
@@ -156,22 +154,20 @@ class HostPolicy:
         Raises :class:`InsecureTransportError` for plain http to a host that is not
         loopback and :class:`DisallowedHostError` for a host outside ``allowed_hosts``.
         """
-        # Fastest path: the URL starts with the last admitted scheme://netloc prefix and
-        # its path starts right after it: the test the prefix cache below makes, without
-        # building the prefix string (most auth objects talk to one API).
-        last = self._last
-        if last is not None:
-            last_prefix, last_origin = last
-            size = len(last_prefix)
-            if url.startswith(last_prefix) and (len(url) == size or url[size] == "/"):
-                return last_origin
+        return self.admit(url)[1]
+
+    def admit(self, url: str) -> tuple[str, str]:
+        """:meth:`origin_for`, also returning the URL's ``scheme://netloc`` prefix as written.
+
+        Any URL that starts with that prefix followed by ``/`` or nothing has the same
+        origin and the same verdict (what follows the netloc cannot change the host).
+        """
         # Fast path: the scheme://netloc prefix of a URL we already admitted.
         end = url.find("/", url.find("//") + 2)
         prefix = url if end < 0 else url[:end]
         cached = self._origins.get(prefix)
         if cached is not None:
-            self._last = (prefix, cached)
-            return cached
+            return prefix, cached
         scheme, host, _port = _split(url)
         if scheme != "https" and not is_loopback(host):
             raise InsecureTransportError(
@@ -188,8 +184,7 @@ class HostPolicy:
         if len(self._origins) >= _ORIGIN_CACHE_LIMIT:
             self._origins.clear()
         self._origins[prefix] = origin
-        self._last = (prefix, origin)
-        return origin
+        return prefix, origin
 
     def origin_for_url(self, url: object) -> str:
         """:meth:`origin_for` for an ``httpx.URL`` or ``httpx2.URL``, without ``str(url)``.

@@ -16,7 +16,12 @@ import trio
 from conftest import CLIENTS, call
 from loopback import CLIENT_ID, CLIENT_SECRET, LoopbackServer, Reply
 
-from delivery_auth import ClientCredentialsAuth, DisallowedHostError, InsecureTransportError
+from delivery_auth import (
+    ClientCredentialsAuth,
+    DeliveryAuthError,
+    DisallowedHostError,
+    InsecureTransportError,
+)
 
 MakeAuth = Callable[..., ClientCredentialsAuth]
 UNAUTHORIZED = Reply(401, {"error": "invalid_token"})
@@ -346,3 +351,50 @@ def test_requests_hooks_are_shared_only_when_stateless(
     again = requests.Request("GET", server.url()).prepare()
     auth(again)
     assert again.hooks["response"][0] is not hook_1  # another lease
+
+
+class TestRequestsFastLane:
+    """The cached path of the requests adapter never outlives what it caches."""
+
+    def test_a_revoked_token_is_not_sent_again_by_the_cached_path(
+        self, server: LoopbackServer, make_auth: MakeAuth
+    ) -> None:
+        auth = make_auth()
+        with requests.Session() as session:
+            assert session.get(server.url(), auth=auth).status_code == 200
+            assert session.get(server.url(), auth=auth).status_code == 200  # cached path
+            server.state.revoke_all()
+            # rejected through httpx: the requests cached path must notice
+            assert call("httpx", auth, "GET", server.url()).status == 200
+            assert session.get(server.url(), auth=auth).status_code == 200
+        sent = [s.headers["Authorization"] for s in server.state.api_requests]
+        assert sent[0] == sent[1] == sent[2]  # the revoked token: twice via requests, once httpx
+        assert sent[3] == sent[4] == f"Bearer {auth.get_token().access_token}"
+        assert len(server.state.token_requests) == 2
+
+    def test_other_origins_and_lookalikes_take_the_full_check(self, server: LoopbackServer) -> None:
+        auth = ClientCredentialsAuth(
+            server.token_url, CLIENT_ID, CLIENT_SECRET, allowed_hosts=["127.0.0.1"]
+        )
+        base = server.url("")
+        assert requests.get(server.url(), auth=auth).status_code == 200
+        for url in (
+            f"{base}0/x",  # another port that starts with the same digits
+            f"{base}.evil.example/x",
+            f"{base}@evil.example/x",
+            f"http://localhost:{server.server_address[1]}/x",
+        ):
+            prepared = requests.Request("GET", server.url()).prepare()
+            prepared.url = url  # as written, even where requests itself would refuse to parse
+            with pytest.raises((DisallowedHostError, InsecureTransportError, ValueError)):
+                auth(prepared)
+            assert "Authorization" not in prepared.headers
+        auth.close()
+
+    def test_close_stops_the_cached_path(self, server: LoopbackServer, make_auth: MakeAuth) -> None:
+        auth = make_auth()
+        assert requests.get(server.url(), auth=auth).status_code == 200
+        auth.close()
+        prepared = requests.Request("GET", server.url()).prepare()
+        with pytest.raises(DeliveryAuthError, match="closed"):
+            auth(prepared)
