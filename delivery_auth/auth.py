@@ -266,7 +266,10 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
                 and monotonic() < lease.refresh_at
             ):
                 r.headers["Authorization"] = lease.header
-                r.hooks.setdefault("response", []).append(hook)
+                try:
+                    r.hooks["response"].append(hook)
+                except KeyError:  # a hand-built PreparedRequest without the list
+                    r.hooks["response"] = [hook]
                 return r
         prefix, origin = self._hosts.admit(url)
         lease = self._engine.current()
