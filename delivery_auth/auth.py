@@ -123,8 +123,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         self._engine = engine
         self._hosts = HostPolicy(allowed_hosts)
         self._detector: FailureDetector = failure_detector or StatusFailureDetector()
-        # (scheme://netloc prefix, hook) of the last body-less requests call: see __call__
-        self._requests_fast: tuple[str, _RequestsRetry] | None = None
+        # ("scheme://netloc/", lease, hook) of the last body-less requests call: __call__
+        self._requests_fast: tuple[str, Lease, _RequestsRetry] | None = None
 
     # -- identity ---------------------------------------------------------------------
 
@@ -256,13 +256,12 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         # the host check, the header and the (stateless) hook are all known already.
         fast = self._requests_fast
         if fast is not None and (body is None or isinstance(body, (bytes, str))):
-            prefix, hook = fast
-            lease = hook.lease
-            size = len(prefix)
+            # "scheme://netloc/": requests always gives a URL a path, and what follows the
+            # netloc cannot change the host, so this prefix decides the verdict.
+            prefix_slash, lease, hook = fast
             if (
                 lease is self._engine.lease
-                and url.startswith(prefix)
-                and (len(url) == size or url[size] == "/")
+                and url.startswith(prefix_slash)
                 and monotonic() < lease.refresh_at
             ):
                 r.headers["Authorization"] = lease.header
@@ -278,7 +277,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             # Nothing to rewind: the hook is stateless, so one serves every request that
             # carries this lease to this origin.
             hook = _RequestsRetry(self, origin, lease, None)
-            self._requests_fast = (prefix, hook)
+            self._requests_fast = (prefix + "/", lease, hook)
         else:
             hook = _RequestsRetry(self, origin, lease, _seek_point(body))
         # What register_hook does for a callable, without its per-call type checks (and
