@@ -175,6 +175,27 @@ def fault_response(
     return auth_failure()  # "auth_failure"
 
 
+def begin_token_request(
+    request: Request,
+    state: EmulatorState,
+    provider: str,
+    auth_failure: Callable[[], Response],
+) -> tuple[ClientAuth, Response | None]:
+    """What every token endpoint does first: parse and count the request, play an
+    injected fault, accept POST only. Returns the parsed client auth and, when the
+    request is already answered, that answer."""
+    auth = parse_token_request(request)
+    record_token_request(state, provider, auth)
+    fault = state.next_fault(provider, "token")
+    if fault is not None:
+        faulted = fault_response(state, fault, auth_failure)
+        if faulted is not None:
+            return auth, faulted
+    if request.method != "POST":
+        return auth, method_not_allowed("POST")
+    return auth, None
+
+
 Handler = Callable[[Request, EmulatorState, str], Response]
 
 

@@ -18,11 +18,10 @@ from werkzeug.wrappers import Request, Response
 
 from .app import (
     bearer,
+    begin_token_request,
     fault_response,
     json_response,
     method_not_allowed,
-    parse_token_request,
-    record_token_request,
 )
 from .state import CREDENTIALS, EmulatorState
 
@@ -51,15 +50,9 @@ def _invalid_credentials() -> Response:
 
 
 def token(request: Request, state: EmulatorState) -> Response:
-    auth = parse_token_request(request)
-    record_token_request(state, PROVIDER, auth)
-    fault = state.next_fault(PROVIDER, "token")
-    if fault is not None:
-        faulted = fault_response(state, fault, _invalid_credentials)
-        if faulted is not None:
-            return faulted
-    if request.method != "POST":
-        return method_not_allowed("POST")
+    auth, answered = begin_token_request(request, state, PROVIDER, _invalid_credentials)
+    if answered is not None:
+        return answered
     if auth.body_format not in ("form", "empty"):
         return problem(
             415,

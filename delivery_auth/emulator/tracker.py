@@ -18,13 +18,12 @@ from werkzeug.wrappers import Request, Response
 
 from .app import (
     bearer,
+    begin_token_request,
     fault_response,
     json_response,
     method_not_allowed,
     not_found,
-    parse_token_request,
     read_json,
-    record_token_request,
 )
 from .state import CREDENTIALS, TRACKER_LEGACY, EmulatorState
 
@@ -66,15 +65,9 @@ def _invalid_client() -> Response:
 
 
 def token(request: Request, state: EmulatorState) -> Response:
-    auth = parse_token_request(request)
-    record_token_request(state, PROVIDER, auth)
-    fault = state.next_fault(PROVIDER, "token")
-    if fault is not None:
-        faulted = fault_response(state, fault, _invalid_client)
-        if faulted is not None:
-            return faulted
-    if request.method != "POST":
-        return method_not_allowed("POST")
+    auth, answered = begin_token_request(request, state, PROVIDER, _invalid_client)
+    if answered is not None:
+        return answered
     if auth.body_format not in ("form", "empty"):
         return _oauth_error(
             "invalid_request", "Send the token request as application/x-www-form-urlencoded."
