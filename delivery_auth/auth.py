@@ -15,9 +15,11 @@ Example::
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import inspect as _inspect
 import logging
+import threading
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from time import monotonic
 from types import TracebackType
@@ -88,18 +90,14 @@ def _seek_point(body: Any) -> _Rewind:
 def _httpx_rewind(request: Any) -> _Rewind:
     try:
         request.content  # noqa: B018 - raises RequestNotRead unless the body is in memory
-    except Exception:  # httpx.RequestNotRead or httpx2.RequestNotRead
-        in_memory = False
-    else:
-        in_memory = True
-    if in_memory:
-        return None
-    stream = request.stream
-    if type(stream).__name__ == "MultipartStream":
-        return None  # re-iterable; httpx seeks file fields back to their start
-    # A file passed as content= is wrapped in an iterator stream that will not
-    # rewind it: remember where it started so a resend carries the same bytes.
-    return _seek_point(getattr(stream, "_stream", None))
+    except Exception:  # httpx.RequestNotRead or httpx2.RequestNotRead: a stream
+        stream = request.stream
+        if type(stream).__name__ == "MultipartStream":
+            return None  # re-iterable; httpx seeks file fields back to their start
+        # A file passed as content= is wrapped in an iterator stream that will not
+        # rewind it: remember where it started so a resend carries the same bytes.
+        return _seek_point(getattr(stream, "_stream", None))
+    return None
 
 
 class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
@@ -172,9 +170,6 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
 
     async def aclose(self) -> None:
         """:meth:`close` without blocking the event loop."""
-        import concurrent.futures
-        import threading
-
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def run() -> None:
