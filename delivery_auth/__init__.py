@@ -11,8 +11,9 @@ Example::
 
 from __future__ import annotations
 
-from .auth import ClientCredentialsAuth, DeliveryAuth
+from .auth import DeliveryAuth
 from .cache import FileTokenCache, MemoryTokenCache, RedisTokenCache, TokenCache
+from .client_credentials import ClientCredentialsAuth
 from .errors import (
     DeliveryAuthError,
     DisallowedHostError,

@@ -16,11 +16,10 @@ Example::
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import inspect as _inspect
 import logging
 import threading
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Sequence
 from time import monotonic
 from types import TracebackType
 from typing import Any
@@ -30,13 +29,9 @@ import requests
 from requests.auth import AuthBase
 from requests.cookies import extract_cookies_to_jar
 
-from .cache.base import TokenCache, cache_key
-from .cache.memory import MemoryTokenCache
-from .engine import Lease, TokenEngine, TokenSource, await_future
-from .fetch import TokenFetcher
+from .engine import Lease, TokenEngine, await_future
 from .flow import Attempt, FailureDetector, StatusFailureDetector, Step, inspect, inspect_body
 from .hosts import HostPolicy
-from .policy import BackoffPolicy, RefreshPolicy
 from .token import Token
 
 try:  # httpx2 clients accept only httpx2.Auth objects: be one when it is installed.
@@ -47,7 +42,7 @@ except ImportError:  # pragma: no cover - depends on the environment
         """Stands in for ``httpx2.Auth`` when httpx2 is not installed."""
 
 
-__all__ = ["ClientCredentialsAuth", "DeliveryAuth"]
+__all__ = ["DeliveryAuth"]
 
 logger = logging.getLogger("delivery_auth")
 
@@ -425,133 +420,3 @@ class _RequestsRetry(Attempt):
         retried.history.append(r)
         retried.request = prep
         return retried
-
-
-class ClientCredentialsAuth(DeliveryAuth):
-    """OAuth2 client-credentials auth for any token endpoint.
-
-    Fetches a token on first use, shares it between every caller, refreshes it once
-    ``refresh_ratio`` of its lifetime has passed (in the background, nobody waits),
-    never sends it within ``refresh_margin`` seconds of expiry, and when the API
-    answers 401 gets a fresh token and resends the request once.
-
-    Example::
-
-        auth = ClientCredentialsAuth(
-            token_url="https://auth.example.com/oauth2/token",
-            client_id=os.environ["CLIENT_ID"],
-            client_secret=os.environ["CLIENT_SECRET"],
-            scope=["orders:read"],
-        )
-        requests.get("https://api.example.com/v1/orders", auth=auth)
-        async with httpx.AsyncClient(auth=auth) as client:
-            await client.get("https://api.example.com/v1/orders")
-
-    Args:
-        token_url: the token endpoint; https, or http to a loopback host only.
-        client_id, client_secret: the client credentials.
-        scope: a string or a sequence of strings (joined with spaces).
-        token_endpoint_auth_method: ``"client_secret_post"`` (in the form) or
-            ``"client_secret_basic"`` (HTTP Basic).
-        token_params: extra form fields sent on every token request.
-        cache: where tokens are kept (default: a private :class:`MemoryTokenCache`).
-        refresh_margin, refresh_ratio, max_token_age: see :class:`RefreshPolicy`.
-        timeout: seconds for one token request.
-        allowed_hosts: the hosts the token may be sent to (``None``: any https host).
-        backoff: how transient token-endpoint failures are retried.
-        failure_detector: what counts as "token rejected" (default: HTTP 401).
-    """
-
-    header_scheme = "Bearer"
-
-    def __init__(
-        self,
-        token_url: str,
-        client_id: str,
-        client_secret: str,
-        *,
-        scope: str | Sequence[str] | None = None,
-        token_endpoint_auth_method: str = "client_secret_post",
-        token_params: Mapping[str, object] | None = None,
-        cache: TokenCache | None = None,
-        refresh_margin: float = 60.0,
-        refresh_ratio: float = 0.5,
-        timeout: float = 10.0,
-        allowed_hosts: Sequence[str] | str | None = None,
-        max_token_age: float | None = None,
-        backoff: BackoffPolicy | None = None,
-        failure_detector: FailureDetector | None = None,
-    ) -> None:
-        policy = RefreshPolicy(
-            refresh_margin=refresh_margin, refresh_ratio=refresh_ratio, max_age=max_token_age
-        )
-        fetcher = TokenFetcher(
-            token_url,
-            client_id,
-            client_secret,
-            scope=scope,
-            token_endpoint_auth_method=token_endpoint_auth_method,
-            token_params=token_params,
-            timeout=timeout,
-            backoff=backoff,
-        )
-        if cache is not None and not isinstance(cache, TokenCache):
-            raise TypeError(
-                f"cache must implement the TokenCache protocol (get, set, delete_if, lock), "
-                f"got {type(cache).__name__}"
-            )
-        self._fetcher = fetcher
-        self._secret_hash = hashlib.sha256(client_secret.encode()).hexdigest()
-        engine = self._make_engine(
-            fetcher,
-            cache=cache if cache is not None else MemoryTokenCache(),
-            key=cache_key(token_url, client_id, client_secret, fetcher.scope, fetcher.params),
-            policy=policy,
-        )
-        super().__init__(engine, allowed_hosts=allowed_hosts, failure_detector=failure_detector)
-
-    def _make_engine(
-        self, fetcher: TokenFetcher, *, cache: TokenCache, key: str, policy: RefreshPolicy
-    ) -> TokenEngine:
-        """The engine behind this object. A provider whose credential needs no token
-        request (an API key) returns an engine that holds it and never renews it."""
-        scheme = self.header_scheme
-        backoff = fetcher.backoff
-        return TokenEngine(
-            self._token_source(fetcher),
-            cache=cache,
-            key=key,
-            policy=policy,
-            format_header=lambda token: f"{scheme} {token.access_token}",
-            # a lock holder may take every attempt, each up to the timeout, plus back-off
-            lock_timeout=backoff.attempts * (fetcher.timeout + backoff.max_delay) + 5.0,
-        )
-
-    def _token_source(self, fetcher: TokenFetcher) -> TokenSource:
-        """Where the engine gets tokens; providers may wrap the fetcher (e.g. to check
-        the server's clock or to use another grant)."""
-        return fetcher
-
-    @property
-    def token_url(self) -> str:
-        """The token endpoint."""
-        return self._fetcher.token_url
-
-    @property
-    def client_id(self) -> str:
-        """The client id (not a secret)."""
-        return self._fetcher.client_id
-
-    def _identity(self) -> tuple[object, ...]:
-        fetcher = self._fetcher
-        return (
-            fetcher.token_url,
-            fetcher.client_id,
-            self._secret_hash,
-            fetcher.scope,
-            tuple(sorted(fetcher.params.items())),
-            fetcher.auth_method,
-        )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(token_url={self.token_url!r}, client_id={self.client_id!r})"

@@ -90,7 +90,7 @@ def _settable_options(cls: Any) -> list[str]:
     classes: list[Any] = [cls]
     signature = inspect.signature(cls.__init__)
     if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-        from .auth import ClientCredentialsAuth
+        from .client_credentials import ClientCredentialsAuth
 
         classes.append(ClientCredentialsAuth)
     for klass in classes:

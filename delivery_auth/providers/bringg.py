@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..auth import ClientCredentialsAuth
+from ..client_credentials import ClientCredentialsAuth
 from ..engine import TokenSource
 from ..errors import ConfigurationError
 from ..fetch import TokenFetcher

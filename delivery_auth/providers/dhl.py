@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..auth import ClientCredentialsAuth
+from ..client_credentials import ClientCredentialsAuth
 from ..hosts import LOOPBACK_HOSTS
 from .base import read_env
 

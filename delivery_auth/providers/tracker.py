@@ -21,9 +21,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..auth import ClientCredentialsAuth
 from ..cache.base import TokenCache
 from ..cache.memory import MemoryTokenCache
+from ..client_credentials import ClientCredentialsAuth
 from ..engine import TokenEngine
 from ..fetch import TokenFetcher
 from ..flow import FailureDetector
