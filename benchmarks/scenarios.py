@@ -282,36 +282,26 @@ def stampede(server: ServerProcess, settings: Settings) -> list[dict[str, Any]]:
 
     server.configure(token_delay=settings.stampede_token_delay)
     rows: list[dict[str, Any]] = []
-    for client in ("requests", "httpx", "httpx2"):
-        for contender in c.by_client(client):
-            if contender.floor:
-                continue
-            try:
-                rows.append(_stampede_threads(server, contender, settings.stampede_threads))
-            except Exception as exc:
-                rows.append(
-                    {
-                        "contender": contender.name,
-                        "client": client,
-                        "library": contender.library,
-                        "error": _error(exc),
-                    }
-                )
-    for client in ("httpx-async", "httpx2-async"):
-        for contender in c.by_client(client):
-            if contender.floor:
-                continue
-            try:
-                rows.append(_stampede_async(server, contender, settings.stampede_coroutines))
-            except Exception as exc:
-                rows.append(
-                    {
-                        "contender": contender.name,
-                        "client": client,
-                        "library": contender.library,
-                        "error": _error(exc),
-                    }
-                )
+    groups: list[tuple[tuple[str, ...], Callable[..., dict[str, Any]], int]] = [
+        (("requests", "httpx", "httpx2"), _stampede_threads, settings.stampede_threads),
+        (("httpx-async", "httpx2-async"), _stampede_async, settings.stampede_coroutines),
+    ]
+    for clients, run, callers in groups:
+        for client in clients:
+            for contender in c.by_client(client):
+                if contender.floor:
+                    continue
+                try:
+                    rows.append(run(server, contender, callers))
+                except Exception as exc:
+                    rows.append(
+                        {
+                            "contender": contender.name,
+                            "client": client,
+                            "library": contender.library,
+                            "error": _error(exc),
+                        }
+                    )
     if settings.stampede_processes:
         rows.extend(processes.run_all(server, settings.stampede_processes))
     server.configure()
