@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import httpx2
@@ -14,12 +14,14 @@ import pytest
 import requests
 from loopback import CLIENT_ID, CLIENT_SECRET, LoopbackServer
 
-from delivery_auth import BackoffPolicy, ClientCredentialsAuth
+from delivery_auth import BackoffPolicy, ClientCredentialsAuth, DeliveryAuth
 
 # Users get our fixtures through the pytest11 entry point. Here that entry point is disabled
 # (-p no:delivery_auth in pyproject.toml) because it would import the package before
 # pytest-cov starts measuring; loading the same plugin from this conftest keeps coverage true.
 pytest_plugins = ["delivery_auth.pytest_plugin"]
+
+AuthT = TypeVar("AuthT", bound=DeliveryAuth)
 
 #: Every client an auth object must work with.
 CLIENTS = ["requests", "httpx", "httpx-async", "httpx2"]
@@ -79,19 +81,27 @@ def other_server() -> Iterator[LoopbackServer]:
         yield srv
 
 
-@pytest.fixture
-def make_auth(server: LoopbackServer) -> Iterator[Callable[..., ClientCredentialsAuth]]:
-    made: list[ClientCredentialsAuth] = []
+def closing(build: Callable[..., AuthT]) -> Iterator[Callable[..., AuthT]]:
+    """For a factory fixture: yield ``build``, then close every auth object it made."""
+    made: list[AuthT] = []
 
-    def make(**options: Any) -> ClientCredentialsAuth:
-        options.setdefault("backoff", FAST_BACKOFF)
-        auth = ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET, **options)
+    def make(*args: Any, **kwargs: Any) -> AuthT:
+        auth = build(*args, **kwargs)
         made.append(auth)
         return auth
 
     yield make
     for auth in made:
         auth.close()
+
+
+@pytest.fixture
+def make_auth(server: LoopbackServer) -> Iterator[Callable[..., ClientCredentialsAuth]]:
+    def build(**options: Any) -> ClientCredentialsAuth:
+        options.setdefault("backoff", FAST_BACKOFF)
+        return ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET, **options)
+
+    yield from closing(build)
 
 
 @pytest.fixture

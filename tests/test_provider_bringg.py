@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import CLIENTS, FAST_BACKOFF, call
+from conftest import CLIENTS, FAST_BACKOFF, call, closing
 from loopback import Reply
 from provider_servers import CLIENT_ID, CLIENT_SECRET, BringgServer
 
@@ -28,18 +28,12 @@ def server() -> Iterator[BringgServer]:
 
 @pytest.fixture
 def make_auth(server: BringgServer) -> Iterator[MakeAuth]:
-    made: list[BringgAuth] = []
-
-    def make(**options: Any) -> BringgAuth:
+    def build(**options: Any) -> BringgAuth:
         options.setdefault("token_url", server.token_url)
         options.setdefault("backoff", FAST_BACKOFF)
-        auth = BringgAuth(CLIENT_ID, CLIENT_SECRET, **options)
-        made.append(auth)
-        return auth
+        return BringgAuth(CLIENT_ID, CLIENT_SECRET, **options)
 
-    yield make
-    for auth in made:
-        auth.close()
+    yield from closing(build)
 
 
 def orders(client: str, auth: BringgAuth, server: BringgServer) -> Any:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import CLIENTS, FAST_BACKOFF, call
+from conftest import CLIENTS, FAST_BACKOFF, call, closing
 from loopback import Reply
 from provider_servers import CLIENT_ID, CLIENT_SECRET, DHLServer, dhl_problem
 
@@ -32,18 +32,12 @@ def server() -> Iterator[DHLServer]:
 
 @pytest.fixture
 def make_auth(server: DHLServer) -> Iterator[MakeAuth]:
-    made: list[DHLeCommerceAuth] = []
-
-    def make(client_secret: str = CLIENT_SECRET, **options: Any) -> DHLeCommerceAuth:
+    def build(client_secret: str = CLIENT_SECRET, **options: Any) -> DHLeCommerceAuth:
         options.setdefault("token_url", server.token_url)
         options.setdefault("backoff", FAST_BACKOFF)
-        auth = DHLeCommerceAuth(CLIENT_ID, client_secret, **options)
-        made.append(auth)
-        return auth
+        return DHLeCommerceAuth(CLIENT_ID, client_secret, **options)
 
-    yield make
-    for auth in made:
-        auth.close()
+    yield from closing(build)
 
 
 def label(client: str, auth: DHLeCommerceAuth, server: DHLServer) -> Any:

@@ -14,7 +14,7 @@ import httpx
 import httpx2
 import pytest
 import requests
-from conftest import CLIENTS, FAST_BACKOFF, call
+from conftest import CLIENTS, FAST_BACKOFF, call, closing
 from loopback import Reply
 from provider_servers import (
     CLIENT_ID,
@@ -39,18 +39,12 @@ def server() -> Iterator[TrackerServer]:
 
 @pytest.fixture
 def make_auth(server: TrackerServer) -> Iterator[MakeAuth]:
-    made: list[DeliveryTrackerAuth] = []
-
-    def make(**options: Any) -> DeliveryTrackerAuth:
+    def build(**options: Any) -> DeliveryTrackerAuth:
         options.setdefault("token_url", server.token_url)
         options.setdefault("backoff", FAST_BACKOFF)
-        auth = DeliveryTrackerAuth(CLIENT_ID, CLIENT_SECRET, **options)
-        made.append(auth)
-        return auth
+        return DeliveryTrackerAuth(CLIENT_ID, CLIENT_SECRET, **options)
 
-    yield make
-    for auth in made:
-        auth.close()
+    yield from closing(build)
 
 
 def post(client: str, auth: DeliveryTrackerAuth, server: TrackerServer) -> Any:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import CLIENTS, FAST_BACKOFF, call
+from conftest import CLIENTS, FAST_BACKOFF, call, closing
 from loopback import Reply
 from provider_servers import (
     CLIENT_ID,
@@ -40,9 +40,7 @@ def server() -> Iterator[YandexServer]:
 
 @pytest.fixture
 def make_auth(server: YandexServer) -> Iterator[MakeAuth]:
-    made: list[YandexCourierAuth] = []
-
-    def make(
+    def build(
         token: str = YANDEX_TOKEN, *, refresh: bool = False, **options: Any
     ) -> YandexCourierAuth:
         options.setdefault("api_url", server.base)
@@ -52,13 +50,9 @@ def make_auth(server: YandexServer) -> Iterator[MakeAuth]:
             options.update(
                 refresh_token=YANDEX_REFRESH, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
             )
-        auth = YandexCourierAuth(token, **options)
-        made.append(auth)
-        return auth
+        return YandexCourierAuth(token, **options)
 
-    yield make
-    for auth in made:
-        auth.close()
+    yield from closing(build)
 
 
 def orders(client: str, auth: YandexCourierAuth, server: YandexServer) -> Any:
