@@ -26,16 +26,18 @@ from typing import Any
 import httpx
 import requests
 from requests.auth import AuthBase
-from requests.cookies import extract_cookies_to_jar
 
 from .engine import Lease, TokenEngine, await_future
 from .flow import Attempt, FailureDetector, StatusFailureDetector, Step, inspect, inspect_body
 from .hosts import HostPolicy
 from .replay import (
+    ResentResponse,
     Rewind,
     ahttpx_rewind,
     arewound,
+    httpx_carry_cookies,
     httpx_rewind,
+    requests_carry_cookies,
     rewound,
     seek_point,
 )
@@ -263,6 +265,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         if fresh is None:
             return
         request.headers["Authorization"] = fresh.header
+        httpx_carry_cookies(request, response)
         yield request
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
@@ -290,6 +293,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         if fresh is None:
             return
         request.headers["Authorization"] = fresh.header
+        httpx_carry_cookies(request, response)
         yield request
 
     def _httpx_step(self, attempt: Attempt, response: Any) -> Step:
@@ -360,16 +364,13 @@ class _RequestsRetry(Attempt):
         r.content  # noqa: B018
         r.close()
         prep = r.request.copy()
-        cookies = prep._cookies  # type: ignore[attr-defined]
-        extract_cookies_to_jar(cookies, r.request, r.raw)  # type: ignore[no-untyped-call]
-        prep.prepare_cookies(cookies)
+        requests_carry_cookies(prep, r)
         prep.headers["Authorization"] = fresh.header
         # requests follows a redirect of the resent request by copying the request it
         # first sent: give that one the fresh token too, or the redirect would carry the
         # dead token (and this hook, judging it, would resend a second time).
         r.request.headers["Authorization"] = fresh.header
         connection = r.connection
-        retried: requests.Response = connection.send(prep, **kwargs)
-        retried.history.append(r)
+        retried = ResentResponse.after(connection.send(prep, **kwargs), r)
         retried.request = prep
         return retried

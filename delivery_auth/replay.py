@@ -1,4 +1,5 @@
-"""What a resend carries: the first send's body byte for byte, or no resend at all.
+"""What a resend carries: the first send's body byte for byte (or no resend at all), the
+cookies the rejection set, and, with requests, the rejected response in ``history``.
 
 The adapters in :mod:`delivery_auth.auth` record how to replay a body before the first send
 (:func:`seek_point`, :func:`httpx_rewind`, :func:`ahttpx_rewind`) and, after a rejection,
@@ -14,14 +15,21 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import requests
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar, get_cookie_header
+
 __all__ = [
     "UNREPLAYABLE",
+    "ResentResponse",
     "Rewind",
     "SeekPoints",
     "Unreplayable",
     "ahttpx_rewind",
     "arewound",
+    "httpx_carry_cookies",
     "httpx_rewind",
+    "merge_cookie_headers",
+    "requests_carry_cookies",
     "rewound",
     "seek_point",
 ]
@@ -160,3 +168,72 @@ def rewound(rewind: Rewind) -> bool:
 async def arewound(rewind: Rewind) -> bool:
     """:func:`rewound` for the async flow."""
     return rewind is None or (isinstance(rewind, SeekPoints) and await rewind.arewind())
+
+
+def merge_cookie_headers(had: str | None, new: str | None) -> str | None:
+    """One ``Cookie`` value: the cookies of ``had``, with those of ``new`` added or, for the
+    same name, replacing them (the server has just set them)."""
+    merged: dict[str, str] = {}
+    for header in (had, new):
+        for pair in (header or "").split(";"):
+            if pair.strip():
+                merged[pair.partition("=")[0].strip()] = pair.strip()
+    return "; ".join(merged.values()) or None
+
+
+def httpx_carry_cookies(request: Any, rejected: Any) -> None:
+    """Give a request about to be resent the cookies its rejection set (httpx, httpx2).
+
+    The client puts them in its jar, but the request was built before, with the jar as it
+    was; httpx's ``DigestAuth`` does the same, except that it drops them when the request
+    already carries a ``Cookie`` header.
+    """
+    if not rejected.cookies:
+        return
+    had = request.headers.pop("cookie", None)
+    type(rejected.cookies)(rejected.cookies).set_cookie_header(request)
+    merged = merge_cookie_headers(had, request.headers.get("cookie"))
+    if merged is not None:
+        request.headers["Cookie"] = merged
+
+
+def requests_carry_cookies(prep: requests.PreparedRequest, rejected: requests.Response) -> None:
+    """:func:`httpx_carry_cookies` for requests (``prepare_cookies`` would keep the old
+    header whenever the request already had one)."""
+    just_set = RequestsCookieJar()
+    extract_cookies_to_jar(just_set, rejected.request, rejected.raw)  # type: ignore[no-untyped-call]
+    had = prep.headers.pop("Cookie", None)
+    merged = merge_cookie_headers(had, get_cookie_header(just_set, prep))  # type: ignore[no-untyped-call]
+    if merged is not None:
+        prep.headers["Cookie"] = merged
+
+
+class ResentResponse(requests.Response):
+    """The response to a resend; its ``history`` keeps the rejected response at its end.
+
+    After a redirect, requests' ``Session.send`` gives the last response the redirect
+    chain as ``history`` once the hooks have run, which would drop the rejected response:
+    ``/a`` 302 → ``/b`` 401 → resent ``/b`` 200 keeps ``history == [302, 401]`` this way.
+    """
+
+    rejected: requests.Response | None = None
+
+    @property
+    def history(self) -> list[requests.Response]:
+        chain: list[requests.Response] = self.__dict__["history"]
+        return chain
+
+    @history.setter
+    def history(self, chain: list[requests.Response]) -> None:
+        if self.rejected is not None and self.rejected not in chain:
+            chain = [*chain, self.rejected]
+        self.__dict__["history"] = chain
+
+    @classmethod
+    def after(cls, resent: requests.Response, rejected: requests.Response) -> ResentResponse:
+        """``resent``, as a :class:`ResentResponse` whose history ends with ``rejected``."""
+        resent.__class__ = cls
+        assert isinstance(resent, cls)
+        resent.rejected = rejected
+        resent.history = resent.history  # through the setter: appends ``rejected``
+        return resent

@@ -1,5 +1,6 @@
-"""What a resend carries: the same body bytes, or no resend at all. Real clients against
-real loopback servers; the server records the bytes of every request it received."""
+"""What a resend carries: the same body bytes (or no resend at all), the rejection's cookies,
+and the rejected response in ``history``. Real clients against real loopback servers; the
+server records the bytes of every request it received."""
 
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ import httpx2
 import pytest
 import requests
 import trio
-from conftest import call
+from conftest import CLIENTS, call
 from loopback import LoopbackServer, Reply
 
 from delivery_auth import ClientCredentialsAuth
-from delivery_auth.replay import SeekPoints, rewound, seek_point
+from delivery_auth.replay import SeekPoints, merge_cookie_headers, rewound, seek_point
 
 MakeAuth = Callable[..., ClientCredentialsAuth]
 UNAUTHORIZED = Reply(401, {"error": "invalid_token"})
@@ -321,7 +322,85 @@ def test_requests_in_memory_buffers_are_resent(
     assert CANNOT_RESEND not in caplog_auth.text
 
 
+# -- C.11: cookies set by the rejection -------------------------------------------------
+
+SETS_ROUTE = Reply(401, {"error": "invalid_token"}, {"Set-Cookie": "route=blue; Path=/"})
+
+
+def cookie_pairs(header: str | None) -> set[str]:
+    return {part.strip() for part in (header or "").split(";") if part.strip()}
+
+
+def send_with_cookies(client: str, auth: ClientCredentialsAuth, url: str) -> int:
+    """One GET with a client whose jar already holds ``session=abc`` and ``route=red``."""
+    jar = {"session": "abc", "route": "red"}
+    if client == "requests":
+        with requests.Session() as session:
+            session.cookies.update(jar)
+            return session.get(url, auth=auth, timeout=10).status_code
+    if client == "httpx-async":
+
+        async def main() -> int:
+            async with httpx.AsyncClient(auth=auth, cookies=jar) as c:
+                return (await c.get(url)).status_code
+
+        return asyncio.run(main())
+    module: Any = httpx2 if client == "httpx2" else httpx
+    with module.Client(auth=auth, cookies=jar) as c:
+        return int(c.get(url).status_code)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_resend_carries_the_cookies_the_401_set(
+    server: LoopbackServer, make_auth: MakeAuth, client: str
+) -> None:
+    server.state.api_script.append(SETS_ROUTE)
+    assert call(client, make_auth(), "GET", server.url()).status == 200
+    first, resent = server.state.api_requests
+    assert "Cookie" not in first.headers
+    assert resent.headers.get("Cookie") == "route=blue"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_resend_merges_the_401s_cookies_with_the_requests_own(
+    server: LoopbackServer, make_auth: MakeAuth, client: str
+) -> None:
+    server.state.api_script.append(SETS_ROUTE)
+    assert send_with_cookies(client, make_auth(), server.url()) == 200
+    first, resent = server.state.api_requests
+    assert cookie_pairs(first.headers.get("Cookie")) == {"session=abc", "route=red"}
+    assert cookie_pairs(resent.headers.get("Cookie")) == {"session=abc", "route=blue"}
+
+
+# -- C.12: the rejected response stays in history ---------------------------------------
+
+
+def test_requests_401_after_a_same_origin_redirect_stays_in_history(
+    server: LoopbackServer, make_auth: MakeAuth
+) -> None:
+    moved = server.url("/api/moved")
+    server.state.api_script.extend([Reply(302, b"", {"Location": moved}), UNAUTHORIZED])
+    response = requests.get(server.url("/api/start"), auth=make_auth(), timeout=10)
+    assert response.status_code == 200
+    assert [h.status_code for h in response.history] == [302, 401]
+    assert [h.url for h in response.history] == [server.url("/api/start"), moved]
+    assert [s.path for s in server.state.api_requests] == [
+        "/api/start",
+        "/api/moved",
+        "/api/moved",
+    ]
+
+
 # -- the pieces, without a client -------------------------------------------------------
+
+
+def test_merge_cookie_headers() -> None:
+    assert merge_cookie_headers(None, None) is None
+    assert merge_cookie_headers("a=1; route=red", None) == "a=1; route=red"
+    assert merge_cookie_headers(None, "route=blue") == "route=blue"
+    assert merge_cookie_headers("a=1; route=red; flag", "route=blue; b=x=y") == (
+        "a=1; route=blue; flag; b=x=y"
+    )
 
 
 def test_sync_rewind_of_a_coroutine_seek_rewinds_nothing_and_leaves_no_coroutine() -> None:
