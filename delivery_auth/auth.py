@@ -16,7 +16,6 @@ Example::
 from __future__ import annotations
 
 import concurrent.futures
-import inspect as _inspect
 import logging
 import threading
 from collections.abc import AsyncGenerator, Generator, Sequence
@@ -27,11 +26,21 @@ from typing import Any
 import httpx
 import requests
 from requests.auth import AuthBase
-from requests.cookies import extract_cookies_to_jar
 
 from .engine import Lease, TokenEngine, await_future
 from .flow import Attempt, FailureDetector, StatusFailureDetector, Step, inspect, inspect_body
 from .hosts import HostPolicy
+from .replay import (
+    ResentResponse,
+    Rewind,
+    ahttpx_rewind,
+    arewound,
+    httpx_carry_cookies,
+    httpx_rewind,
+    requests_carry_cookies,
+    rewound,
+    seek_point,
+)
 from .token import Token
 
 try:  # httpx2 clients accept only httpx2.Auth objects: be one when it is installed.
@@ -45,54 +54,6 @@ except ImportError:  # pragma: no cover - depends on the environment
 __all__ = ["DeliveryAuth"]
 
 logger = logging.getLogger("delivery_auth")
-
-
-class _Unreplayable:
-    """Marks a request body that cannot be sent twice (generator, one-shot stream)."""
-
-    __slots__ = ()
-
-
-_UNREPLAYABLE = _Unreplayable()
-
-
-class _SeekPoint:
-    """A seekable body and the position to rewind it to before a resend."""
-
-    __slots__ = ("body", "position")
-
-    def __init__(self, body: Any, position: int) -> None:
-        self.body = body
-        self.position = position
-
-    def rewind(self) -> None:
-        self.body.seek(self.position)
-
-
-_Rewind = _SeekPoint | _Unreplayable | None  # None: the body is in memory (or absent)
-
-
-def _seek_point(body: Any) -> _Rewind:
-    """How to send ``body`` again: ``None`` (in memory), a seek point, or unreplayable."""
-    if _inspect.isgenerator(body) or not (hasattr(body, "seek") and hasattr(body, "tell")):
-        return _UNREPLAYABLE
-    try:
-        return _SeekPoint(body, body.tell())
-    except (OSError, ValueError):
-        return _UNREPLAYABLE
-
-
-def _httpx_rewind(request: Any) -> _Rewind:
-    try:
-        request.content  # noqa: B018 - raises RequestNotRead unless the body is in memory
-    except Exception:  # httpx.RequestNotRead or httpx2.RequestNotRead: a stream
-        stream = request.stream
-        if type(stream).__name__ == "MultipartStream":
-            return None  # re-iterable; httpx seeks file fields back to their start
-        # A file passed as content= is wrapped in an iterator stream that will not
-        # rewind it: remember where it started so a resend carries the same bytes.
-        return _seek_point(getattr(stream, "_stream", None))
-    return None
 
 
 class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
@@ -269,7 +230,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             hook = _RequestsRetry(self, origin, lease, None)
             self._requests_fast = (prefix + "/", lease, hook)
         else:
-            hook = _RequestsRetry(self, origin, lease, _seek_point(body))
+            hook = _RequestsRetry(self, origin, lease, seek_point(body))
         # What register_hook does for a callable, without its per-call type checks (and
         # without failing on a hand-built PreparedRequest that lacks the list).
         r.hooks.setdefault("response", []).append(hook)
@@ -284,7 +245,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         origin = self._hosts.origin_for_url(request.url)
         lease = self._engine.current()
         request.headers["Authorization"] = lease.header
-        rewind = _httpx_rewind(request)
+        rewind = httpx_rewind(request)
         response = yield request
         attempt = Attempt(origin, lease)
         step = self._httpx_step(attempt, response)
@@ -297,22 +258,21 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         if not self._engine.invalidate(lease.token):
             self._cannot_refresh(response.status_code)
             return
-        if rewind is _UNREPLAYABLE:
+        if not rewound(rewind):
             self._cannot_resend(response.status_code)
             return
         fresh = self._resend_with(lease, self._engine.current(fresh=True), response.status_code)
         if fresh is None:
             return
         request.headers["Authorization"] = fresh.header
-        if isinstance(rewind, _SeekPoint):
-            rewind.rewind()
+        httpx_carry_cookies(request, response)
         yield request
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         origin = self._hosts.origin_for_url(request.url)
         lease = await self._engine.acurrent()
         request.headers["Authorization"] = lease.header
-        rewind = _httpx_rewind(request)
+        rewind = await ahttpx_rewind(request)
         response = yield request
         attempt = Attempt(origin, lease)
         step = self._httpx_step(attempt, response)
@@ -324,7 +284,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         if not await self._engine.ainvalidate(lease.token):
             self._cannot_refresh(response.status_code)
             return
-        if rewind is _UNREPLAYABLE:
+        if not await arewound(rewind):
             self._cannot_resend(response.status_code)
             return
         fresh = self._resend_with(
@@ -333,8 +293,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         if fresh is None:
             return
         request.headers["Authorization"] = fresh.header
-        if isinstance(rewind, _SeekPoint):
-            rewind.rewind()
+        httpx_carry_cookies(request, response)
         yield request
 
     def _httpx_step(self, attempt: Attempt, response: Any) -> Step:
@@ -369,7 +328,7 @@ class _RequestsRetry(Attempt):
 
     __slots__ = ("auth", "rewind")
 
-    def __init__(self, auth: DeliveryAuth, origin: str, lease: Lease, rewind: _Rewind) -> None:
+    def __init__(self, auth: DeliveryAuth, origin: str, lease: Lease, rewind: Rewind) -> None:
         self.origin = origin
         self.lease = lease
         self.auth = auth
@@ -395,7 +354,7 @@ class _RequestsRetry(Attempt):
         if not auth._engine.invalidate(old.token):
             auth._cannot_refresh(r.status_code)
             return r
-        if self.rewind is _UNREPLAYABLE:
+        if not rewound(self.rewind):
             auth._cannot_resend(r.status_code)
             return r
         fresh = auth._resend_with(old, auth._engine.current(fresh=True), r.status_code)
@@ -405,18 +364,13 @@ class _RequestsRetry(Attempt):
         r.content  # noqa: B018
         r.close()
         prep = r.request.copy()
-        if isinstance(self.rewind, _SeekPoint):
-            self.rewind.rewind()
-        cookies = prep._cookies  # type: ignore[attr-defined]
-        extract_cookies_to_jar(cookies, r.request, r.raw)  # type: ignore[no-untyped-call]
-        prep.prepare_cookies(cookies)
+        requests_carry_cookies(prep, r)
         prep.headers["Authorization"] = fresh.header
         # requests follows a redirect of the resent request by copying the request it
         # first sent: give that one the fresh token too, or the redirect would carry the
         # dead token (and this hook, judging it, would resend a second time).
         r.request.headers["Authorization"] = fresh.header
         connection = r.connection
-        retried: requests.Response = connection.send(prep, **kwargs)
-        retried.history.append(r)
+        retried = ResentResponse.after(connection.send(prep, **kwargs), r)
         retried.request = prep
         return retried
