@@ -1,7 +1,8 @@
 """RedisTokenCache against a real redis-server on 127.0.0.1 (started by tests/redis_server.py).
 
 Real processes (multiprocessing) for single flight and a killed lock holder; a server that
-is stopped and restarted on the same port for the outage behaviour.
+is stopped and restarted on the same port for the outage behaviour, through redis-py and
+valkey-py clients. A Redis Cluster is in test_redis_cluster.py.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import functools
 import logging
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
 import requests
+import valkey
 from cryptography.fernet import Fernet
 from loopback import CLIENT_ID, CLIENT_SECRET, LoopbackServer
 from redis_server import RedisServer, redis_server_fixture
@@ -118,15 +121,15 @@ def test_a_killed_lock_holder_delays_the_others_only_until_its_lock_expires(
 def test_tokens_live_as_long_as_their_lifetime(client: redis.Redis) -> None:
     cache = RedisTokenCache(client)
     cache.set("k", Token("t", lifetime=600, scope="read", extra={"n": 1}))
-    ttl_ms = client.pttl("delivery_auth:token:k")
+    ttl_ms = client.pttl("delivery_auth:token:{k}")
     assert 590_000 < ttl_ms <= 600_000
     token = cache.get("k")
     assert token is not None
     assert (token.scope, dict(token.extra)) == ("read", {})  # no key: access token only
     cache.set("forever", Token("f"))  # no lifetime: kept until the API rejects it
-    assert client.pttl("delivery_auth:token:forever") == -1
+    assert client.pttl("delivery_auth:token:{forever}") == -1
     cache.set("gone", Token("g", lifetime=10, obtained_at=0.0))  # long expired
-    assert client.exists("delivery_auth:token:gone") == 0
+    assert client.exists("delivery_auth:token:{gone}") == 0
 
 
 def test_a_stale_invalidation_does_not_delete_a_newer_token(client: redis.Redis) -> None:
@@ -159,19 +162,19 @@ def test_the_lock_expires_and_is_released_only_by_its_owner(client: redis.Redis)
     cache = RedisTokenCache(client, prefix="app:")
     with cache.lock("k", 2.0) as owner:
         assert isinstance(owner, str)
-        assert 0 < client.pttl("app:lock:k") <= 3000  # timeout + 1 s
-        client.set("app:lock:k", "another-worker")  # ours expired and was taken meanwhile
-    assert client.get("app:lock:k") == b"another-worker"
-    client.delete("app:lock:k")
+        assert 0 < client.pttl("app:lock:{k}") <= 3000  # timeout + 1 s
+        client.set("app:lock:{k}", "another-worker")  # ours expired and was taken meanwhile
+    assert client.get("app:lock:{k}") == b"another-worker"
+    client.delete("app:lock:{k}")
     with cache.lock("k", 2.0):
         pass
-    assert client.exists("app:lock:k") == 0
+    assert client.exists("app:lock:{k}") == 0
 
 
 def test_a_waiter_gives_up_on_a_lock_that_never_frees(
     client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client.set("delivery_auth:lock:k", "a-foreign-holder-without-expiry")
+    client.set("delivery_auth:lock:{k}", "a-foreign-holder-without-expiry")
     cache = RedisTokenCache(client)
     with caplog.at_level(logging.WARNING, logger="delivery_auth"), cache.lock("k", 0.0) as held:
         assert held is None
@@ -193,7 +196,7 @@ def test_a_client_with_decoded_responses_works(redis_url: str) -> None:
 def test_a_foreign_value_is_a_miss_with_one_warning(
     client: redis.Redis, caplog: pytest.LogCaptureFixture, value: bytes
 ) -> None:
-    client.set("delivery_auth:token:k", value)
+    client.set("delivery_auth:token:{k}", value)
     cache = RedisTokenCache(client)
     with caplog.at_level(logging.WARNING, logger="delivery_auth"):
         assert cache.get("k") is None
@@ -203,6 +206,28 @@ def test_a_foreign_value_is_a_miss_with_one_warning(
     assert "treating it as a miss" in warnings[0]
     cache.set("k", Token("good", lifetime=60))
     assert cache.get("k") == Token("good")
+
+
+def test_token_and_lock_keys_of_one_entry_share_a_hash_slot(client: redis.Redis) -> None:
+    """In a Redis Cluster a key's slot comes from its {hash tag}: one per entry, whatever the
+    prefix, unless the prefix holds a whole tag of its own (then the whole app is one slot)."""
+    from redis.crc import key_slot
+
+    for prefix, token_key, lock_key in [
+        ("delivery_auth:", b"delivery_auth:token:{k}", b"delivery_auth:lock:{k}"),
+        ("app}:", b"app}:token:{k}", b"app}:lock:{k}"),
+        ("{app}:", b"{app}:token:{k}", b"{app}:lock:{k}"),
+    ]:
+        cache = RedisTokenCache(client, prefix=prefix)
+        cache.set("k", Token("t", lifetime=60))
+        with cache.lock("k", 1.0):
+            assert sorted(client.keys("*")) == sorted([token_key, lock_key])
+        assert key_slot(token_key) == key_slot(lock_key)
+        client.flushall()
+    for prefix in ["a{", "a{}:", "{:"]:  # a tag the key name would complete: refused
+        with pytest.raises(ValueError, match="hash tag") as raised:
+            RedisTokenCache(client, prefix=prefix)
+        assert "'{app}:'" in str(raised.value)
 
 
 def test_encrypted_tokens_are_unreadable_without_the_key(
@@ -317,6 +342,72 @@ def test_during_an_outage_redis_is_retried_at_most_every_probe_interval(
     cache.set("k", Token("shared", lifetime=60))
     assert RedisTokenCache(url=flaky_redis.url).get("k") == Token("shared")
     assert "connected" in repr(cache)
+
+
+def _valkey_cache(url: str) -> RedisTokenCache:
+    client = valkey.Valkey.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+    cache = RedisTokenCache(client)
+    cache.probe_interval = 0.0  # retry the server at every use: the test does not wait
+    return cache
+
+
+def test_a_valkey_client_falls_back_while_the_server_is_down_and_shares_again_after(
+    server: LoopbackServer, flaky_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="delivery_auth")
+    running = make_auth(server, _valkey_cache(flaky_redis.url))
+    call_api(server, running)
+    flaky_redis.stop()
+    server.state.revoke_all()
+    call_api(server, running)  # rejected → invalidate, refetch, store: all without the server
+    call_api(server, running)
+    newcomer = make_auth(server, _valkey_cache(flaky_redis.url))  # started during the outage
+    call_api(server, newcomer)
+    assert len(server.state.token_requests) == 3, "one token per worker during the outage"
+    outage = [m for m in warnings_of(caplog) if UNREACHABLE in m]
+    assert len(outage) == 2, "one WARNING per worker and outage"
+    assert "ConnectionError" in outage[0]
+
+    flaky_redis.start()  # same port, empty
+    caplog.clear()
+    server.state.revoke_all()
+    call_api(server, running)  # refreshes and stores the new token on the server
+    assert "reachable again" in caplog.text
+    later = make_auth(server, _valkey_cache(flaky_redis.url))
+    call_api(server, later)
+    assert len(server.state.token_requests) == 4, "shared again"
+    assert warnings_of(caplog) == []
+    for auth in (running, newcomer, later):
+        auth.close()
+
+
+def test_a_valkey_client_needs_no_redis_package(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # `import redis` now fails
+    cache = RedisTokenCache(valkey.Valkey.from_url(redis_url))
+    cache.set("k", Token("t", lifetime=60))
+    assert cache.get("k") == Token("t")
+    with cache.lock("k", 1.0) as owner:
+        assert owner is not None
+    assert cache.delete_if("k", Token("t")) is True
+    with pytest.raises(ImportError, match="pip install 'delivery-auth\\[redis\\]'"):
+        RedisTokenCache(url=redis_url)
+
+
+def test_the_errors_of_a_client_come_from_its_own_library() -> None:
+    from delivery_auth.cache.redis_clients import library_errors
+
+    class Wrapped(valkey.Valkey):  # a subclass made elsewhere, in a package of its own
+        pass
+
+    # cryptography has an ``exceptions`` module too, but it is no Redis client library.
+    Wrapped.__module__ = "cryptography.wrapped"
+    errors = library_errors(Wrapped)
+    assert valkey.exceptions.ValkeyError in errors
+    assert valkey.exceptions.ValkeyClusterException in errors  # not a ValkeyError
+    assert OSError in errors
+    assert all(not error.__module__.startswith("cryptography") for error in errors)
 
 
 def test_redis_failing_while_a_lock_is_held_keeps_the_flow_going(

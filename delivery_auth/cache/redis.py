@@ -1,13 +1,15 @@
-"""A token cache on Redis (or Valkey), shared by every process of every machine.
+"""A token cache on Redis or Valkey (one server or a cluster), shared by every process of
+every machine.
 
-Needs the ``redis`` extra: ``pip install 'delivery-auth[redis]'``.
+``url=`` needs the ``redis`` extra: ``pip install 'delivery-auth[redis]'``. A ready client
+may come from redis-py or valkey-py.
 
 Example::
 
     from delivery_auth import ClientCredentialsAuth
     from delivery_auth.cache import RedisTokenCache
 
-    cache = RedisTokenCache(url="redis://cache.internal:6379/0")
+    cache = RedisTokenCache(url="redis://cache.internal:6379/0")   # a server or any cluster node
     auth = ClientCredentialsAuth(url, "id", "secret", cache=cache)   # in every worker
 """
 
@@ -22,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from ..token import Token
 from .codec import (
@@ -34,9 +36,7 @@ from .codec import (
     token_fingerprint,
 )
 from .memory import MemoryTokenCache
-
-if TYPE_CHECKING:
-    import redis as redis_py
+from .redis_clients import Connection, connect_url, hash_tag, is_redirection, library_errors
 
 __all__ = ["RedisTokenCache"]
 
@@ -51,35 +51,19 @@ _LOCK_MARGIN = 1.0
 _POLL_INTERVAL = 0.05
 _OUTAGE = "outage"
 
-# Release the lock only if we still own it (it may have expired and been taken by another).
-_RELEASE_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# Delete the token only if it is still the one that was rejected. A stored value is
-# "<sha256 of the access token>:<record>", so the comparison needs no decryption.
-_COMPARE_AND_DELETE_SCRIPT = """
-local value = redis.call('GET', KEYS[1])
-if value and string.sub(value, 1, string.len(ARGV[1])) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
 
 class _RedisDown(Exception):
     """Redis did not answer (or is in its back-off period): use the local fallback."""
 
 
 class RedisTokenCache:
-    """Keeps tokens on a Redis (or Valkey) server so that a whole fleet shares them.
+    """Keeps tokens on a Redis or Valkey server (or cluster) so that a whole fleet shares them.
 
-    - Tokens are stored under ``<prefix>token:<key>`` with a TTL equal to their remaining
-      lifetime. The key is :func:`~delivery_auth.cache.cache_key`, a hash: neither the
-      client secret nor the client id is stored.
+    - Tokens are stored under ``<prefix>token:{<key>}`` with a TTL equal to their remaining
+      lifetime, their lock under ``<prefix>lock:{<key>}``: ``{<key>}`` is a hash tag, so in
+      a cluster both live in one slot and the lock and the scripts act on the node that
+      holds the token. The key is :func:`~delivery_auth.cache.cache_key`, a hash: neither
+      the client secret nor the client id is stored.
     - :meth:`lock` is a Redis lock (``SET NX PX`` with a random owner, released only by
       its owner): N workers on a cold cache make one token request. The lock of a
       holder that died expires ``timeout + 1`` seconds after it was taken; waiters poll
@@ -92,11 +76,18 @@ class RedisTokenCache:
       :attr:`probe_interval` seconds; when it answers, the fleet shares tokens again.
     - ``encryption_key`` (a Fernet key) encrypts tokens at rest: without the key a
       stored token is unreadable; with another key it is a miss (and one WARNING).
+    - A Redis Cluster works through ``url=`` of any one node (at first contact the cache
+      asks the node whether it is in a cluster, and then follows the cluster) or through a
+      cluster client.
 
-    Give either a ready ``client`` (``redis.Redis``; any ``decode_responses``) or a
-    ``url``. A client made from ``url`` gives up on an unreachable server after 2 s and
-    retries a failed command once; a client you pass keeps its own settings (give it
-    short timeouts and few retries: its retries delay the fallback).
+    Give either a ready ``client`` or a ``url``. A client may be redis-py's ``Redis`` or
+    ``RedisCluster``, or valkey-py's ``Valkey`` or ``ValkeyCluster`` (any
+    ``decode_responses``); its library's connection and timeout errors mean an outage. A
+    plain (non-cluster) client connected to a cluster node cannot follow the cluster's
+    redirections: that is logged as an ERROR saying what to pass, and tokens are kept per
+    process. A client made from ``url`` gives up on an unreachable server after 2 s and
+    retries a failed command once; a client you pass keeps its own settings (give it short
+    timeouts and few retries: its retries delay the fallback).
 
     Example::
 
@@ -110,18 +101,12 @@ class RedisTokenCache:
 
     def __init__(
         self,
-        client: redis_py.Redis | None = None,
+        client: Any = None,
         *,
         url: str | None = None,
         prefix: str = "delivery_auth:",
         encryption_key: EncryptionKey | None = None,
     ) -> None:
-        try:
-            import redis as redis_py
-        except ImportError:  # pragma: no cover - the test extra installs redis
-            raise ImportError(
-                "RedisTokenCache needs the redis package: pip install 'delivery-auth[redis]'"
-            ) from None
         if (client is None) == (url is None):
             raise TypeError(
                 "RedisTokenCache needs either a redis client or url=..., not "
@@ -129,6 +114,15 @@ class RedisTokenCache:
             )
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        if "{" in prefix and hash_tag(prefix) is None:
+            raise ValueError(
+                "prefix opens a Redis Cluster hash tag ('{') that it does not close around "
+                "some text, so the token and lock keys of one entry would land in different "
+                "slots: use a prefix without '{', or with a whole tag such as '{app}:' (then "
+                "all of its keys share one slot)"
+            )
+        self._url = url
+        self._connection: Connection | None = None  # made at first contact from ``url``
         if url is not None:
             if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
                 # Never echo the URL: it may carry a password.
@@ -136,27 +130,26 @@ class RedisTokenCache:
                     "url must be a Redis URL starting with redis://, rediss:// or unix://, "
                     "e.g. 'redis://localhost:6379/0'"
                 )
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
-            client = redis_py.Redis.from_url(
-                url,
-                socket_connect_timeout=2.0,
-                socket_timeout=5.0,
-                retry=Retry(NoBackoff(), 1),
-            )
-        assert client is not None
-        self._client = client
+            try:
+                import redis as redis_py
+            except ImportError:
+                raise ImportError(
+                    "RedisTokenCache(url=...) needs the redis package: "
+                    "pip install 'delivery-auth[redis]' (or pass a ready client)"
+                ) from None
+            self._errors = library_errors(redis_py.Redis)
+        else:
+            self._connection = Connection(client)
+            self._errors = library_errors(type(client))
         self.prefix = prefix
         self._codec = TokenCodec(encryption_key)
-        self._errors: tuple[type[BaseException], ...] = (redis_py.RedisError, OSError)
-        self._release = client.register_script(_RELEASE_SCRIPT)
-        self._compare_and_delete = client.register_script(_COMPARE_AND_DELETE_SCRIPT)
         self._memory = MemoryTokenCache()
         self._warnings = WarnOnce()
         self._guard = threading.Lock()
+        self._connecting = threading.Lock()
         self._down = False
         self._failed_at = 0.0
+        self._told_redirected = False
 
     def __repr__(self) -> str:
         # Not the client or its URL: they may carry a password.
@@ -171,7 +164,7 @@ class RedisTokenCache:
     def get(self, key: str) -> Token | None:
         """The stored token for ``key``, or ``None`` (also for an unreadable one)."""
         try:
-            raw = self._call(lambda: self._client.get(self._token_key(key)))
+            raw = self._call(lambda redis: redis.client.get(self._token_key(key)))
         except _RedisDown:
             return self._memory.get(key)
         if raw is None:
@@ -201,7 +194,7 @@ class RedisTokenCache:
         value = f"{token_fingerprint(token)}:{record}".encode()
         ttl_ms = None if remaining is None else max(1, int(remaining * 1000))
         try:
-            self._call(lambda: self._client.set(self._token_key(key), value, px=ttl_ms))
+            self._call(lambda redis: redis.client.set(self._token_key(key), value, px=ttl_ms))
         except _RedisDown:
             self._memory.set(key, token)
 
@@ -211,7 +204,7 @@ class RedisTokenCache:
         expected = f"{token_fingerprint(token)}:"
         try:
             result = self._call(
-                lambda: self._compare_and_delete(keys=[self._token_key(key)], args=[expected])
+                lambda redis: redis.compare_and_delete(keys=[self._token_key(key)], args=[expected])
             )
         except _RedisDown:
             return deleted_locally
@@ -225,16 +218,19 @@ class RedisTokenCache:
     def reset_after_fork(self) -> None:
         """Called by the engine in a forked child (redis-py reconnects by itself)."""
         self._guard = threading.Lock()
+        self._connecting = threading.Lock()
         self._memory.reset_after_fork()
         self._warnings.reset_after_fork()
 
     # -- internals ------------------------------------------------------------------
 
+    # ``{key}`` is the hash tag: in a cluster, the lock and the token of one entry share a
+    # slot (unless the prefix has a tag of its own: then every entry shares that one).
     def _token_key(self, key: str) -> str:
-        return f"{self.prefix}token:{key}"
+        return f"{self.prefix}token:{{{key}}}"
 
     def _lock_key(self, key: str) -> str:
-        return f"{self.prefix}lock:{key}"
+        return f"{self.prefix}lock:{{{key}}}"
 
     @contextlib.contextmanager
     def _lock(self, key: str, timeout: float) -> Iterator[object]:
@@ -249,7 +245,9 @@ class RedisTokenCache:
         taken: object = None
         while not taken:
             try:
-                taken = self._call(lambda: self._client.set(lock_key, owner, nx=True, px=expiry_ms))
+                taken = self._call(
+                    lambda redis: redis.client.set(lock_key, owner, nx=True, px=expiry_ms)
+                )
             except _RedisDown:
                 break
             if not taken and time.monotonic() >= deadline:
@@ -273,15 +271,28 @@ class RedisTokenCache:
             yield owner
         finally:
             with contextlib.suppress(_RedisDown):  # it expires by itself
-                self._call(lambda: self._release(keys=[lock_key], args=[owner]))
+                self._call(lambda redis: redis.release(keys=[lock_key], args=[owner]))
 
-    def _call(self, action: Callable[[], T]) -> T:
+    def _call(self, action: Callable[[Connection], T]) -> T:
         """Run one Redis command, or raise :class:`_RedisDown` (logging the outage once)."""
         if self._down and time.monotonic() - self._failed_at < self.probe_interval:
             raise _RedisDown
         try:
-            result = action()
+            result = self._run(action)
         except self._errors as exc:
+            if is_redirection(exc):  # the server answered: a misconfiguration, no outage
+                with self._guard:
+                    told, self._told_redirected = self._told_redirected, True
+                if not told:
+                    logger.error(
+                        "Redis token cache: a Redis Cluster node redirected a command (%s: %s), "
+                        "and the client given to RedisTokenCache is not a cluster client: "
+                        "each process fetches and keeps its own tokens. Pass a cluster client "
+                        "(redis.RedisCluster, valkey.cluster.ValkeyCluster) or url= of any node.",
+                        type(exc).__name__,
+                        str(exc)[:200],
+                    )
+                raise _RedisDown from exc
             with self._guard:
                 self._down = True
                 self._failed_at = time.monotonic()
@@ -301,6 +312,28 @@ class RedisTokenCache:
             if self._warnings.clear(_OUTAGE):
                 logger.info("Redis token cache is reachable again; tokens are shared again.")
         return result
+
+    def _run(self, action: Callable[[Connection], T]) -> T:
+        connection = self._connection or self._connect(cluster=None)
+        try:
+            return action(connection)
+        except self._errors as exc:
+            if not (is_redirection(exc) and self._url is not None and not connection.cluster):
+                raise
+        # The node of ``url`` would not say whether it is in a cluster (INFO refused), and
+        # has just shown it: follow the cluster from now on.
+        return action(self._connect(cluster=True))
+
+    def _connect(self, *, cluster: bool | None) -> Connection:
+        """The client for ``url``, made once (see :func:`connect_url`); ``cluster=True``
+        replaces a plain client with a cluster client."""
+        assert self._url is not None
+        with self._connecting:
+            current = self._connection
+            if current is not None and (cluster is None or current.cluster):
+                return current  # another thread connected meanwhile
+            self._connection = connect_url(self._url, cluster=cluster)
+            return self._connection
 
     def _decode(self, raw: Any) -> Token:
         if isinstance(raw, bytes):

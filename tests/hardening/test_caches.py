@@ -274,7 +274,7 @@ def test_redis_lock_holder_killed(rig: Rig, make_auth: MakeAuth, redis_url: str)
     )
     with redis.Redis.from_url(redis_url) as client:
         for key in keys:
-            assert client.exists(f"delivery_auth:lock:{key}") == 1, "a dead holder's lock"
+            assert client.exists(f"delivery_auth:lock:{{{key}}}") == 1, "a dead holder's lock"
     for provider, auth in auths.items():
         assert call_api("requests", auth, rig, provider).ok
         assert rig.count(provider, "token") == 1

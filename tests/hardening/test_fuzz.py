@@ -360,7 +360,7 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     | (records | json_values).map(lambda r: b"0123abcd:" + json.dumps(r).encode())
 )
 def test_redis_values(redis_client: redis.Redis, value: bytes) -> None:
-    redis_client.set("fuzz:token:k", value)
+    redis_client.set("fuzz:token:{k}", value)
     for cache in (RedisTokenCache(redis_client, prefix="fuzz:"),):
         found = cache.get("k")
         assert found is None or isinstance(found, Token)
