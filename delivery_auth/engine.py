@@ -53,6 +53,18 @@ def _closed_error() -> DeliveryAuthError:
     return DeliveryAuthError(_CLOSED)
 
 
+def _interrupted(what: str, task: str = "The token request") -> DeliveryAuthError:
+    """What the waiters of a task see when the thread running it was interrupted.
+
+    A ``KeyboardInterrupt`` or ``SystemExit`` belongs to the thread it hit; raised in
+    every waiter it would stop other threads and other threads' event loops.
+    """
+    return DeliveryAuthError(
+        f"{task} was interrupted ({what} in the thread that ran it); nothing is known "
+        "about the credentials. Retrying is fine: the next call makes a new token request."
+    )
+
+
 def _settle(future: concurrent.futures.Future[T], result: T | BaseException) -> None:
     """Complete ``future`` unless it is complete already (close() may have got there first)."""
     with contextlib.suppress(concurrent.futures.InvalidStateError):
@@ -194,7 +206,7 @@ class TokenEngine:
                 return lease
         flight, leader = self._join_flight(fresh)
         if leader:
-            self._in_pool(flight, functools.partial(self._fly, flight))
+            self._in_pool(flight, functools.partial(self._fly, flight, pooled=True))
         return await await_future(flight)
 
     # -- failures -------------------------------------------------------------------
@@ -230,6 +242,8 @@ class TokenEngine:
             try:
                 _settle(done, self.invalidate(token))
             except BaseException as exc:
+                if not isinstance(exc, Exception):  # SystemExit & co: never for the caller's loop
+                    exc = _interrupted(type(exc).__name__, "Dropping the rejected token")
                 _settle(done, exc)
 
         self._in_pool(done, run)
@@ -314,7 +328,7 @@ class TokenEngine:
             flight.set_running_or_notify_cancel()
             self._flight = flight
         logger.debug("Refreshing token %s ahead of expiry", lease.token.fingerprint)
-        self._in_pool(flight, functools.partial(self._fly, flight, True))
+        self._in_pool(flight, functools.partial(self._fly, flight, background=True, pooled=True))
 
     def _in_pool(self, done: concurrent.futures.Future[T], work: Callable[[], None]) -> None:
         """Run ``work``, which completes ``done``, on the pool. If it never runs (close()
@@ -337,18 +351,26 @@ class TokenEngine:
                 self._flight = None
         _settle(done, _closed_error())
 
-    def _fly(self, flight: Flight, background: bool = False) -> None:
-        """Obtain a token for everybody waiting on ``flight``; never raises."""
-        try:
-            outcome: Lease | BaseException = self._obtain()
-        except BaseException as exc:
-            self._land(flight, exc, background)
-            if not isinstance(exc, Exception):  # pragma: no cover - KeyboardInterrupt & co
-                raise
-            return
-        self._land(flight, outcome, background)
+    def _fly(self, flight: Flight, *, background: bool = False, pooled: bool = False) -> None:
+        """Obtain a token for everybody waiting on ``flight``; never leaves it pending.
 
-    def _land(self, flight: Flight, outcome: Lease | BaseException, background: bool) -> None:
+        A ``KeyboardInterrupt``/``SystemExit`` goes on in the thread it hit (unless that
+        is a pool thread) and the waiters get a :class:`DeliveryAuthError` instead.
+        """
+        outcome: Lease | Exception = _interrupted("an interrupt")
+        try:
+            outcome = self._obtain()
+        except Exception as exc:
+            outcome = exc
+        except BaseException as exc:
+            outcome = _interrupted(type(exc).__name__)
+            if not pooled:
+                raise
+            logger.error("A %s interrupted a token request in a worker thread", type(exc).__name__)
+        finally:
+            self._land(flight, outcome, background)
+
+    def _land(self, flight: Flight, outcome: Lease | Exception, background: bool) -> None:
         with self._guard:
             if self._flight is flight:
                 self._flight = None
@@ -357,7 +379,7 @@ class TokenEngine:
                     outcome = _closed_error()
                 else:
                     self.lease = outcome
-        if background and isinstance(outcome, BaseException) and not self._closed:
+        if background and isinstance(outcome, Exception) and not self._closed:
             lease_now = self.lease
             remaining = 0.0 if lease_now is None else lease_now.usable_until - time.monotonic()
             self._background_not_before = time.monotonic() + min(

@@ -1,6 +1,6 @@
-"""close() racing token requests (issue 10, D.15). Real threads, real asyncio and trio
-loops, a real token endpoint on loopback that holds each token request until the test
-releases it.
+"""close() racing token requests, and interrupts in the thread that fetches (issue 10, D.15
+and D.16). Real threads, real asyncio and trio loops, a real token endpoint on loopback
+that holds each token request until the test releases it.
 
 Every wait is bounded (``WAIT``): a caller that hangs fails its test instead of hanging the
 run. No assertion depends on how fast anything happens.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,8 +21,8 @@ import httpx
 import pytest
 import requests
 import trio
-from conftest import CLIENTS, call
-from loopback import LoopbackServer
+from conftest import CLIENTS, FAST_BACKOFF, call
+from loopback import CLIENT_ID, CLIENT_SECRET, LoopbackServer
 
 from delivery_auth import (
     ClientCredentialsAuth,
@@ -31,6 +32,7 @@ from delivery_auth import (
     Token,
 )
 from delivery_auth.cache import cache_key
+from delivery_auth.fetch import TokenFetcher
 
 T = TypeVar("T")
 MakeAuth = Callable[..., ClientCredentialsAuth]
@@ -388,3 +390,160 @@ def test_a_rejection_seen_after_close_raises_and_starts_no_thread(
         auth._engine.invalidate(token)
     assert_closed(auth, server)
     assert len(server.state.token_requests) == 1
+
+
+# -- D.16: an interrupt stays in the thread it hit ------------------------------------
+
+
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """Python's own SIGINT handler (KeyboardInterrupt in the main thread) for the test."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_raises")
+def test_ctrl_c_in_the_fetching_thread_reaches_only_that_thread(
+    server: LoopbackServer, make_auth: MakeAuth, gate: threading.Event
+) -> None:
+    """The main thread makes the token request; a thread, an asyncio loop and a trio loop
+    wait for it; Ctrl-C (SIGINT) hits the main thread while the endpoint holds the request."""
+    auth = make_auth()
+    joined = joins(auth, 3)
+    waiters: list[concurrent.futures.Future[Any]] = []
+
+    def conductor() -> None:
+        assert server.state.token_arrived.wait(WAIT)  # the main thread leads the flight
+        waiters.append(in_thread(auth.get_token))
+        waiters.append(in_thread(on_loop("asyncio", auth, server.url())))
+        waiters.append(in_thread(on_loop("trio", auth, server.url())))
+        assert joined.wait(WAIT)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    conducting = in_thread(conductor)
+    with pytest.raises(KeyboardInterrupt):
+        requests.get(server.url(), auth=auth, timeout=WAIT)
+    assert ended(conducting) is None
+    gate.set()
+    outcomes = [ended(waiter) for waiter in waiters]
+    assert all(interrupted(error) for error in outcomes), outcomes
+    assert "KeyboardInterrupt" in str(outcomes[0])
+    assert "retrying is fine" in str(outcomes[0]).lower()
+    # Nothing is broken: the next call makes a new token request and succeeds.
+    assert requests.get(server.url(), auth=auth, timeout=WAIT).status_code == 200
+    assert len(server.state.token_requests) == 2
+
+
+class _InterruptOnce:
+    """A token source that makes the real request, then raises ``error`` (once)."""
+
+    def __init__(self, fetcher: TokenFetcher, error: BaseException) -> None:
+        self.fetcher = fetcher
+        self.error: BaseException | None = error
+
+    def fetch(self) -> Token:
+        token = self.fetcher.fetch()
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+        return token
+
+    def close(self) -> None:
+        self.fetcher.close()
+
+    def reset_after_fork(self) -> None:  # pragma: no cover - no fork here
+        self.fetcher.reset_after_fork()
+
+
+@pytest.fixture
+def interrupted_auth(server: LoopbackServer) -> Iterator[Callable[..., ClientCredentialsAuth]]:
+    made: list[ClientCredentialsAuth] = []
+
+    def make(error: BaseException, **options: Any) -> ClientCredentialsAuth:
+        class Interrupted(ClientCredentialsAuth):
+            def _token_source(self, fetcher: TokenFetcher) -> Any:
+                return _InterruptOnce(fetcher, error)
+
+        auth = Interrupted(
+            server.token_url, CLIENT_ID, CLIENT_SECRET, backoff=FAST_BACKOFF, **options
+        )
+        made.append(auth)
+        return auth
+
+    yield make
+    for auth in made:
+        auth.close()
+
+
+@pytest.mark.parametrize("error", [SystemExit(3), KeyboardInterrupt()], ids=type)
+def test_an_interrupt_in_a_pool_flight_reaches_no_waiter(
+    server: LoopbackServer,
+    interrupted_auth: Callable[..., ClientCredentialsAuth],
+    gate: threading.Event,
+    error: BaseException,
+) -> None:
+    """An asyncio caller's token request runs on the pool and the source raises
+    SystemExit/KeyboardInterrupt there; a thread and a trio loop wait on it too."""
+    auth = interrupted_auth(error)
+    joined = joins(auth, 2)
+    leader = in_thread(on_loop("asyncio", auth, server.url()))
+    assert server.state.token_arrived.wait(WAIT)
+    waiters = [in_thread(auth.get_token), in_thread(on_loop("trio", auth, server.url()))]
+    assert joined.wait(WAIT)
+    gate.set()
+    outcomes = [ended(caller) for caller in [leader, *waiters]]
+    assert all(interrupted(error) for error in outcomes), outcomes
+    assert auth.get_token().access_token  # the next call fetches again
+    assert len(server.state.token_requests) == 2
+
+
+def test_an_interrupt_in_a_background_refresh_reaches_no_waiter(
+    server: LoopbackServer,
+    interrupted_auth: Callable[..., ClientCredentialsAuth],
+    gate: threading.Event,
+) -> None:
+    """A refresh-ahead runs on the pool and the source raises SystemExit there, while a
+    requests call whose token was rejected waits for that refresh."""
+    cache = MemoryTokenCache()
+    auth = interrupted_auth(SystemExit(3), cache=cache)
+    seeded = seed(auth, server, cache)
+    assert auth.get_token() == seeded
+    assert auth.get_token() == seeded  # starts the refresh-ahead
+    assert server.state.token_arrived.wait(WAIT)
+    server.state.revoke_all()
+    joined = joins(auth, 1)
+    rejected = in_thread(lambda: requests.get(server.url(), auth=auth, timeout=WAIT).status_code)
+    assert joined.wait(WAIT)
+    gate.set()
+    assert interrupted(ended(rejected))
+    assert requests.get(server.url(), auth=auth, timeout=WAIT).status_code == 200
+    assert len(server.state.token_requests) == 2
+
+
+class _InterruptingFileCache(FileTokenCache):
+    """A shared cache whose next delete raises ``error`` (in the pool thread that runs it)."""
+
+    error: BaseException | None = None
+
+    def delete_if(self, key: str, token: Token) -> bool:
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+        return super().delete_if(key, token)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "trio"])
+def test_an_interrupt_in_a_pool_cache_update_reaches_no_waiter(
+    server: LoopbackServer, make_auth: MakeAuth, tmp_path: Any, loop: str
+) -> None:
+    """An async caller's token was rejected; dropping it from the shared cache runs on the
+    pool and SystemExit hits that pool thread: the caller gets an error, its loop lives on."""
+    cache = _InterruptingFileCache(tmp_path / "tokens.json")
+    auth = make_auth(cache=cache)
+    auth.get_token()
+    server.state.revoke_all()
+    cache.error = SystemExit(3)
+    assert interrupted(ended(in_thread(on_loop(loop, auth, server.url()))))
+    assert on_loop(loop, auth, server.url())() == 200  # the next call refreshes and succeeds
+    assert len(server.state.token_requests) == 2
