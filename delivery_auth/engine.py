@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -40,11 +41,37 @@ __all__ = ["Lease", "TokenEngine", "TokenSource", "await_future"]
 logger = logging.getLogger("delivery_auth")
 
 T = TypeVar("T")
+Flight = concurrent.futures.Future["Lease"]
 _INF = math.inf
 #: After a failed background refresh, wait this long (capped by the token's usable
 #: time) before trying again in the background.
 _BACKGROUND_RETRY = 5.0
 _CLOSED = "This auth object was closed; create a new one to go on."
+
+
+def _closed_error() -> DeliveryAuthError:
+    return DeliveryAuthError(_CLOSED)
+
+
+def _interrupted(what: str, task: str = "The token request") -> DeliveryAuthError:
+    """What the waiters of a task see when the thread running it was interrupted.
+
+    A ``KeyboardInterrupt`` or ``SystemExit`` belongs to the thread it hit; raised in
+    every waiter it would stop other threads and other threads' event loops.
+    """
+    return DeliveryAuthError(
+        f"{task} was interrupted ({what} in the thread that ran it); nothing is known "
+        "about the credentials. Retrying is fine: the next call makes a new token request."
+    )
+
+
+def _settle(future: concurrent.futures.Future[T], result: T | BaseException) -> None:
+    """Complete ``future`` unless it is complete already (close() may have got there first)."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 class TokenSource(Protocol):
@@ -132,7 +159,7 @@ class TokenEngine:
         self._lock_timeout = lock_timeout
         self.refreshable = refreshable
         self._guard = threading.Lock()
-        self._flight: concurrent.futures.Future[Lease] | None = None
+        self._flight: Flight | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._rejected: Token | None = None
         self._background_not_before = 0.0
@@ -179,10 +206,7 @@ class TokenEngine:
                 return lease
         flight, leader = self._join_flight(fresh)
         if leader:
-            try:
-                self._pool().submit(self._fly, flight)
-            except RuntimeError:  # close() shut the pool down in between
-                self._abandon(flight, DeliveryAuthError(_CLOSED))
+            self._in_pool(flight, functools.partial(self._fly, flight, pooled=True))
         return await await_future(flight)
 
     # -- failures -------------------------------------------------------------------
@@ -194,6 +218,8 @@ class TokenEngine:
         stale token failed does not throw away the fresh one another caller fetched.
         Returns ``False`` when no other token can be had (nothing to retry with).
         """
+        if self._closed:
+            raise _closed_error()
         if not self.refreshable:
             return False
         with self._guard:
@@ -205,23 +231,41 @@ class TokenEngine:
 
     async def ainvalidate(self, token: Token) -> bool:
         """:meth:`invalidate` for async callers (cache I/O runs off the loop)."""
-        if not self.refreshable:
-            return False
-        if _is_local(self._cache):
+        if self._closed or not self.refreshable or _is_local(self._cache):
             return self.invalidate(token)
-        future = self._pool().submit(self.invalidate, token)
-        return await await_future(future)
+        # Our own future, not the pool's: a pool future cancelled by close() would look
+        # like a cancellation of the caller's task.
+        done: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        done.set_running_or_notify_cancel()
+
+        def run() -> None:
+            try:
+                _settle(done, self.invalidate(token))
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # SystemExit & co: never for the caller's loop
+                    exc = _interrupted(type(exc).__name__, "Dropping the rejected token")
+                _settle(done, exc)
+
+        self._in_pool(done, run)
+        return await await_future(done)
 
     # -- life cycle -----------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the token source and the background thread; the engine cannot be used after."""
-        self._closed = True
-        with self._guard:
+        """Stop the token source and the background thread; the engine cannot be used after.
+
+        Every later call raises :class:`DeliveryAuthError`; whoever waits for a token
+        request in progress gets that error at once, and a token that request brings
+        back afterwards is neither served nor stored.
+        """
+        with self._guard:  # the same guard under which a flight stores its lease
+            self._closed = True
             self.lease = None  # every later use takes the slow path, which refuses
-        self._source.close()
-        with self._guard:
+            flight, self._flight = self._flight, None
             executor, self._executor = self._executor, None
+        if flight is not None:
+            _settle(flight, _closed_error())
+        self._source.close()
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
 
@@ -247,26 +291,28 @@ class TokenEngine:
 
     def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._guard:
+            if self._closed:  # never start threads again after close()
+                raise _closed_error()
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
                     max_workers=4, thread_name_prefix="delivery-auth"
                 )
             return self._executor
 
-    def _join_flight(self, fresh: bool = False) -> tuple[concurrent.futures.Future[Lease], bool]:
+    def _join_flight(self, fresh: bool = False) -> tuple[Flight, bool]:
         """The flight in progress, or a new one that the caller must fly (leader)."""
         with self._guard:
             if self._closed:
-                raise DeliveryAuthError(_CLOSED)
+                raise _closed_error()
             lease = self.lease
             good_until = 0.0 if lease is None else lease.refresh_at if fresh else lease.usable_until
             if lease is not None and time.monotonic() < good_until:
-                done: concurrent.futures.Future[Lease] = concurrent.futures.Future()
+                done: Flight = concurrent.futures.Future()
                 done.set_result(lease)
                 return done, False
             if self._flight is not None:
                 return self._flight, False
-            flight: concurrent.futures.Future[Lease] = concurrent.futures.Future()
+            flight: Flight = concurrent.futures.Future()
             # A running future cannot be cancelled by one impatient waiter.
             flight.set_running_or_notify_cancel()
             self._flight = flight
@@ -278,47 +324,73 @@ class TokenEngine:
         with self._guard:
             if self._flight is not None or self.lease is not lease or self._closed:
                 return
-            flight: concurrent.futures.Future[Lease] = concurrent.futures.Future()
+            flight: Flight = concurrent.futures.Future()
             flight.set_running_or_notify_cancel()
             self._flight = flight
         logger.debug("Refreshing token %s ahead of expiry", lease.token.fingerprint)
-        try:
-            self._pool().submit(self._fly, flight, True)
-        except RuntimeError:  # close() shut the pool down in between
-            self._abandon(flight, DeliveryAuthError(_CLOSED))
+        self._in_pool(flight, functools.partial(self._fly, flight, background=True, pooled=True))
 
-    def _abandon(self, flight: concurrent.futures.Future[Lease], error: Exception) -> None:
+    def _in_pool(self, done: concurrent.futures.Future[T], work: Callable[[], None]) -> None:
+        """Run ``work``, which completes ``done``, on the pool. If it never runs (close()
+        came first, or cancelled it while queued), ``done`` fails: nobody waits forever."""
+        try:
+            submitted = self._pool().submit(work)
+        except (RuntimeError, DeliveryAuthError):  # close() came in between
+            self._abandon(done)
+            return
+
+        def check(submitted: concurrent.futures.Future[None]) -> None:
+            if submitted.cancelled():
+                self._abandon(done)
+
+        submitted.add_done_callback(check)
+
+    def _abandon(self, done: concurrent.futures.Future[T]) -> None:
+        with self._guard:
+            if self._flight is done:
+                self._flight = None
+        _settle(done, _closed_error())
+
+    def _fly(self, flight: Flight, *, background: bool = False, pooled: bool = False) -> None:
+        """Obtain a token for everybody waiting on ``flight``; never leaves it pending.
+
+        A ``KeyboardInterrupt``/``SystemExit`` goes on in the thread it hit (unless that
+        is a pool thread) and the waiters get a :class:`DeliveryAuthError` instead.
+        """
+        outcome: Lease | Exception = _interrupted("an interrupt")
+        try:
+            outcome = self._obtain()
+        except Exception as exc:
+            outcome = exc
+        except BaseException as exc:
+            outcome = _interrupted(type(exc).__name__)
+            if not pooled:
+                raise
+            logger.error("A %s interrupted a token request in a worker thread", type(exc).__name__)
+        finally:
+            self._land(flight, outcome, background)
+
+    def _land(self, flight: Flight, outcome: Lease | Exception, background: bool) -> None:
         with self._guard:
             if self._flight is flight:
                 self._flight = None
-        flight.set_exception(error)
-
-    def _fly(self, flight: concurrent.futures.Future[Lease], background: bool = False) -> None:
-        """Obtain a token for everybody waiting on ``flight``; never raises."""
-        try:
-            lease = self._obtain()
-        except BaseException as exc:
-            with self._guard:
-                self._flight = None
-            if background:
-                lease_now = self.lease
-                remaining = 0.0 if lease_now is None else lease_now.usable_until - time.monotonic()
-                self._background_not_before = time.monotonic() + min(
-                    _BACKGROUND_RETRY, max(remaining / 4, 0.0)
-                )
-                logger.warning(
-                    "Refreshing the token ahead of expiry failed (%s); the current token "
-                    "stays in use and the refresh will be tried again.",
-                    exc,
-                )
-            flight.set_exception(exc)
-            if not isinstance(exc, Exception):  # pragma: no cover - KeyboardInterrupt & co
-                raise
-            return
-        with self._guard:
-            self.lease = lease
-            self._flight = None
-        flight.set_result(lease)
+            if isinstance(outcome, Lease):
+                if self._closed:  # close() came during the request: serve nothing
+                    outcome = _closed_error()
+                else:
+                    self.lease = outcome
+        if background and isinstance(outcome, Exception) and not self._closed:
+            lease_now = self.lease
+            remaining = 0.0 if lease_now is None else lease_now.usable_until - time.monotonic()
+            self._background_not_before = time.monotonic() + min(
+                _BACKGROUND_RETRY, max(remaining / 4, 0.0)
+            )
+            logger.warning(
+                "Refreshing the token ahead of expiry failed (%s); the current token "
+                "stays in use and the refresh will be tried again.",
+                outcome,
+            )
+        _settle(flight, outcome)
 
     def _adoptable(self, token: Token | None, replacing: Token | None) -> Lease | None:
         if token is None or token == replacing or token == self._rejected:
@@ -329,7 +401,7 @@ class TokenEngine:
     def _obtain(self) -> Lease:
         """Take a newer token from the cache, or fetch one under the cache's lock."""
         if self._closed:
-            raise DeliveryAuthError(_CLOSED)
+            raise _closed_error()
         current = self.lease
         replacing = None if current is None else current.token
         lease = self._adoptable(self._cache.get(self._key), replacing)
@@ -341,6 +413,8 @@ class TokenEngine:
                 return lease
             token = self._source.fetch()
             self.fetch_count += 1
+            if self._closed:  # close() came during the request: keep nothing
+                raise _closed_error()
             self._cache.set(self._key, token)
         return self._lease_for(token)
 
