@@ -26,7 +26,7 @@ from ..cache.memory import MemoryTokenCache
 from ..client_credentials import ClientCredentialsAuth
 from ..engine import TokenEngine
 from ..fetch import TokenFetcher
-from ..flow import FailureDetector
+from ..flow import DEFAULT_MAX_BODY, FailureDetector
 from ..hosts import LOOPBACK_HOSTS
 from ..policy import RefreshPolicy
 from ..token import Token
@@ -35,10 +35,6 @@ from .base import StaticSource, read_env
 __all__ = ["DeliveryTrackerAuth", "GraphQLFailureDetector", "is_json_content_type"]
 
 logger = logging.getLogger("delivery_auth")
-
-#: Bodies larger than this are not parsed: an auth error is a few hundred bytes, and
-#: parsing megabytes of tracking data to look for one would cost every large response.
-DEFAULT_MAX_BODY = 1024 * 1024
 
 
 def is_json_content_type(content_type: str) -> bool:
@@ -68,8 +64,10 @@ class GraphQLFailureDetector:
     """An auth failure is a JSON response, of any HTTP status, whose GraphQL ``errors``
     array holds an error with ``extensions.code == code`` (``"UNAUTHENTICATED"``).
 
-    Only JSON responses are read. The body is parsed only when it contains the code
-    as plain bytes and is at most ``max_body`` bytes long; anything malformed
+    Only JSON responses are read, and only when the body has at most ``max_body`` bytes:
+    the auth never reads more of a body than that (a longer one, or one whose
+    ``Content-Length`` says so, is handed to you untouched and is not a failure). The
+    body is parsed only when it contains the code as plain bytes; anything malformed
     (not JSON, truncated, ``errors`` not a list, odd elements) is "not an auth
     failure", never an exception. ``FORBIDDEN`` and other codes never match.
 
