@@ -208,7 +208,7 @@ class TestOAuth2:
             ("application/json", b'{"errors": [{"extensions": null, "m": "UNAUTHENTICATED"}]}'),
             ("application/json", b'{"errors": [{"extensions": ["UNAUTHENTICATED"]}]}'),
             ("application/json", b'{"extensions": {"code": "UNAUTHENTICATED"}}'),
-            ("application/json", b'[{"errors": [{"extensions": {"code": "UNAUTHENTICATED"}}]}]'),
+            ("application/json", b'[[{"errors": [{"extensions": {"code": "UNAUTHENTICATED"}}]}]]'),
             ("application/json", b"\xff\xfe UNAUTHENTICATED \x00"),
             ("application/json", b"[" * 50_000 + b'"UNAUTHENTICATED"'),
             (
@@ -229,7 +229,7 @@ class TestOAuth2:
             "extensions-null",
             "extensions-list",
             "code-outside-errors",
-            "top-level-list",
+            "batch-in-a-list",  # a batch answer is one flat array (test_response_bodies)
             "bad-utf8",
             "deep-nesting",
             "multi-megabyte",

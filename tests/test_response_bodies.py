@@ -41,6 +41,7 @@ from provider_servers import (
     UNAUTHENTICATED_SECOND,
     TrackerServer,
     _Handler,
+    graphql_errors,
 )
 
 from delivery_auth.providers import DeliveryTrackerAuth, GraphQLFailureDetector
@@ -465,3 +466,53 @@ class TestSmallBodies:
         over = make_auth(failure_detector=GraphQLFailureDetector(max_body=limit - 1))
         server.api_script.append(Streamed(200, UNAUTHENTICATED, JSON, chunked=True))
         assert call(client, over, "POST", server.graphql_url, json=QUERY).history == []
+
+
+# -- C.10: batched GraphQL -------------------------------------------------------------
+
+BATCH = [
+    QUERY,
+    {"query": "query { track(id: 1) { status } }"},
+    {"query": "query { track(id: 2) { status } }"},
+]
+
+
+class TestBatches:
+    @pytest.mark.parametrize("client", CLIENTS)
+    def test_one_unauthenticated_element_refreshes_once_and_resends_once(
+        self, client: str, server: BodyServer, make_auth: MakeAuth
+    ) -> None:
+        auth = make_auth()
+        server.api_script.append(Reply(200, [CARRIERS, UNAUTHENTICATED_SECOND, CARRIERS]))
+        result = call(client, auth, "POST", server.graphql_url, json=BATCH)
+        assert (result.status, result.history) == (200, [200])
+        assert result.json() == [CARRIERS] * 3
+        assert (len(server.api_requests), len(server.token_requests)) == (2, 2)
+        rejected, resent = server.api_requests
+        assert resent.body == rejected.body
+        assert resent.headers["Authorization"] != rejected.headers["Authorization"]
+
+    @pytest.mark.parametrize("client", CLIENTS)
+    def test_a_revoked_token_in_a_batch(
+        self, client: str, server: BodyServer, make_auth: MakeAuth
+    ) -> None:
+        auth = make_auth()
+        assert call(client, auth, "POST", server.graphql_url, json=BATCH).status == 200
+        server.unauthenticated_status = 401
+        server.revoke_all()
+        result = call(client, auth, "POST", server.graphql_url, json=BATCH)
+        assert (result.status, result.history) == (200, [401])
+        assert result.json() == [CARRIERS] * 3
+        assert (len(server.api_requests), len(server.token_requests)) == (3, 2)
+
+    @pytest.mark.parametrize("client", CLIENTS)
+    def test_a_batch_without_unauthenticated_is_not_retried(
+        self, client: str, server: BodyServer, make_auth: MakeAuth
+    ) -> None:
+        auth = make_auth()
+        answer = [CARRIERS, graphql_errors("FORBIDDEN"), graphql_errors("BAD_REQUEST")]
+        server.api_script.append(Reply(200, answer))
+        result = call(client, auth, "POST", server.graphql_url, json=BATCH)
+        assert (result.status, result.history) == (200, [])
+        assert result.json() == answer
+        assert (len(server.api_requests), len(server.token_requests)) == (1, 1)

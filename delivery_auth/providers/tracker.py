@@ -4,7 +4,8 @@ Two ways in: an API key sent as ``Authorization: TRACKQL-API-KEY <id>:<secret>``
 (the vendor's recommendation, nothing to refresh), or OAuth2 client credentials
 and a Bearer token. Either way the API reports a rejected credential in the GraphQL
 body, at any HTTP status: an ``errors`` element with
-``extensions.code == "UNAUTHENTICATED"``. :class:`GraphQLFailureDetector` finds it.
+``extensions.code == "UNAUTHENTICATED"`` (in a batched request's answer, a JSON array of
+responses, in any one of them). :class:`GraphQLFailureDetector` finds it.
 
 Example::
 
@@ -46,7 +47,18 @@ def is_json_content_type(content_type: str) -> bool:
 
 
 def _has_error_code(payload: object, code: str) -> bool:
-    """Whether a decoded GraphQL response has an error whose ``extensions.code`` is ``code``."""
+    """Whether a decoded GraphQL answer has an error whose ``extensions.code`` is ``code``.
+
+    The answer to a batched request (a JSON array of operations, as Apollo Server and
+    others accept) is a JSON array of responses: it has the error when any one does.
+    """
+    if isinstance(payload, list):
+        return any(_response_has_error_code(response, code) for response in payload)
+    return _response_has_error_code(payload, code)
+
+
+def _response_has_error_code(payload: object, code: str) -> bool:
+    """Whether one GraphQL response (an object) has an error with ``extensions.code``."""
     if not isinstance(payload, dict):
         return False
     errors = payload.get("errors")
@@ -62,7 +74,8 @@ def _has_error_code(payload: object, code: str) -> bool:
 
 class GraphQLFailureDetector:
     """An auth failure is a JSON response, of any HTTP status, whose GraphQL ``errors``
-    array holds an error with ``extensions.code == code`` (``"UNAUTHENTICATED"``).
+    array holds an error with ``extensions.code == code`` (``"UNAUTHENTICATED"``); for a
+    batched request, answered with a JSON array of responses, when any one of them does.
 
     Only JSON responses are read, and only when the body has at most ``max_body`` bytes:
     the auth never reads more of a body than that (a longer one, or one whose
