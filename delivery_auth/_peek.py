@@ -47,8 +47,8 @@ __all__ = ["aread_httpx_body", "read_httpx_body", "read_requests_body"]
 
 #: Raw bytes decoded at a time when a compressed body is decoded for the detector: the
 #: decoded size is checked after each step, so a small body that inflates enormously
-#: is abandoned after about ``limit`` bytes plus one step's output.
-_DECODE_STEP = 1024
+#: is abandoned after about ``limit`` bytes plus one step's output (gzip: 256 KiB).
+_DECODE_STEP = 256
 
 
 def read_httpx_body(response: Any, detector: FailureDetector) -> bytes | None:
