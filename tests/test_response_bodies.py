@@ -472,6 +472,32 @@ class TestSmallBodies:
         assert (result.status, result.history, result.body) == (200, [200], OK)
         assert (len(server.api_requests), len(server.token_requests)) == (2, 2)
 
+    @pytest.mark.parametrize("streamed", [False, True], ids=["read", "streamed"])
+    @pytest.mark.parametrize("client", CLIENTS)
+    def test_a_compressed_unauthenticated_is_judged(
+        self, client: str, streamed: bool, server: BodyServer, make_auth: MakeAuth
+    ) -> None:
+        auth = make_auth()
+        gzipped = {**JSON, "Content-Encoding": "gzip"}
+        server.api_script.extend(
+            [
+                Streamed(200, gzip.compress(UNAUTHENTICATED), gzipped, chunked=True),
+                Streamed(200, OK, JSON, chunked=False),
+            ]
+        )
+        if streamed and client == "requests":
+            # stream=True with Content-Encoding: not read, not judged (see _peek).
+            got = stream(client, auth, server.graphql_url, QUERY, raw=False)
+            assert (got.status, got.history, got.body) == (200, [], UNAUTHENTICATED)
+            return
+        if streamed:
+            got = stream(client, auth, server.graphql_url, QUERY)
+            assert (got.status, got.history, got.body, got.untouched) == (200, [200], OK, True)
+        else:
+            result = call(client, auth, "POST", server.graphql_url, json=QUERY)
+            assert (result.status, result.history, result.body) == (200, [200], OK)
+        assert (len(server.api_requests), len(server.token_requests)) == (2, 2)
+
     @pytest.mark.parametrize("client", CLIENTS)
     def test_a_body_of_exactly_max_body_is_judged(
         self, client: str, server: BodyServer, make_auth: MakeAuth
