@@ -27,6 +27,7 @@ import httpx
 import requests
 from requests.auth import AuthBase
 
+from ._peek import aread_httpx_body, read_httpx_body, read_requests_body
 from .engine import Lease, TokenEngine, await_future
 from .flow import Attempt, FailureDetector, StatusFailureDetector, Step, inspect, inspect_body
 from .hosts import HostPolicy
@@ -250,8 +251,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         attempt = Attempt(origin, lease)
         step = self._httpx_step(attempt, response)
         if step is Step.READ_BODY:
-            response.read()
-            step = self._httpx_body_step(response)
+            body = read_httpx_body(response, self._detector)
+            step = self._httpx_body_step(response, body)
         if step is not Step.RETRY:
             return
         # The token is dead either way: drop it, so later requests do not send it again.
@@ -277,8 +278,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         attempt = Attempt(origin, lease)
         step = self._httpx_step(attempt, response)
         if step is Step.READ_BODY:
-            await response.aread()
-            step = self._httpx_body_step(response)
+            body = await aread_httpx_body(response, self._detector)
+            step = self._httpx_body_step(response, body)
         if step is not Step.RETRY:
             return
         if not await self._engine.ainvalidate(lease.token):
@@ -307,12 +308,14 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             sent.headers.get("authorization"),
         )
 
-    def _httpx_body_step(self, response: Any) -> Step:
+    def _httpx_body_step(self, response: Any, body: bytes | None) -> Step:
+        # body: at most body_limit() bytes, or None (longer, not read: the response is
+        # still the user's to read or stream, every byte of it).
         return inspect_body(
             self._detector,
             response.status_code,
             response.headers.get("content-type", ""),
-            response.content,
+            body,
         )
 
 
@@ -347,7 +350,10 @@ class _RequestsRetry(Attempt):
             r.request.headers.get("Authorization"),
         )
         if step is Step.READ_BODY:
-            step = inspect_body(detector, r.status_code, content_type, r.content)
+            # At most body_limit() bytes, and with stream=True only what can be read
+            # without taking bytes from a user of r.raw (see _peek).
+            body = read_requests_body(r, detector, kwargs.get("stream", True))
+            step = inspect_body(detector, r.status_code, content_type, body)
         if step is not Step.RETRY:
             return r
         old = self.lease

@@ -6,7 +6,8 @@ sync or async); every decision is made here, on plain values:
 1. ``authorize(url)`` checks the URL may carry the token and records its origin.
 2. ``inspect(...)`` looks at the response status and headers: done, or the failure
    detector needs the body, or retry.
-3. ``inspect_body(...)`` decides with the body in hand.
+3. ``inspect_body(...)`` decides with the body in hand: at most ``body_limit(detector)``
+   bytes of it, or ``None`` when the body is longer and was not read.
 
 At most one retry follows, with a fresh token, to the origin the request was
 authorised for.
@@ -27,20 +28,30 @@ from .engine import Lease
 from .hosts import origin_of
 
 __all__ = [
+    "DEFAULT_MAX_BODY",
     "Attempt",
     "FailureDetector",
     "StatusFailureDetector",
     "Step",
+    "body_limit",
+    "declared_length",
     "inspect",
     "inspect_body",
 ]
+
+#: How many bytes of a body the adapters read for a detector without a ``max_body``
+#: attribute. An auth error is a few hundred bytes; a longer body is not read at all.
+DEFAULT_MAX_BODY = 1024 * 1024
 
 
 class FailureDetector(Protocol):
     """Tells whether a response means "this token is no longer accepted".
 
     ``needs_body`` is asked first, with the status and ``Content-Type`` only; the body
-    is read (and passed to ``is_auth_failure``) only when it answers ``True``.
+    is read (and passed to ``is_auth_failure``) only when it answers ``True``, and only
+    when it has at most ``max_body`` bytes (an optional ``int`` attribute of the
+    detector; :data:`DEFAULT_MAX_BODY` when absent). A longer body is not read (a
+    streamed response stays the user's to stream) and ``is_auth_failure`` gets ``None``.
     """
 
     def needs_body(self, status_code: int, content_type: str) -> bool: ...
@@ -113,12 +124,37 @@ def inspect(
 
 
 def inspect_body(
-    detector: FailureDetector, status_code: int, content_type: str, body: bytes
+    detector: FailureDetector, status_code: int, content_type: str, body: bytes | None
 ) -> Step:
-    """Decide with the body in hand (after :data:`Step.READ_BODY`)."""
+    """Decide with the body in hand (after :data:`Step.READ_BODY`); ``None``: the body was
+    longer than :func:`body_limit` allows, so it was not read."""
     if detector.is_auth_failure(status_code, content_type, body):
         return Step.RETRY
     return Step.DONE
+
+
+def body_limit(detector: FailureDetector) -> int:
+    """The most bytes of a body the adapters may read for ``detector``: its ``max_body``
+    when it has a non-negative ``int`` one, else :data:`DEFAULT_MAX_BODY`.
+
+    Example::
+
+        body_limit(GraphQLFailureDetector(max_body=4096))   # 4096
+        body_limit(StatusFailureDetector())                 # 1048576
+    """
+    limit = getattr(detector, "max_body", None)
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0:
+        return limit
+    return DEFAULT_MAX_BODY
+
+
+def declared_length(value: str | None) -> int | None:
+    """A ``Content-Length`` header's value as a number, or ``None`` when it is absent or
+    not one plain number (then the length is unknown until the body ends)."""
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _same_origin(url: str, origin: str) -> bool:

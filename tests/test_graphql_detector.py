@@ -77,6 +77,26 @@ def graphql_response(draw: st.DrawFn) -> tuple[dict[str, Any], bool]:
     return response, any(flag for _, flag in errors)
 
 
+def _response_reference(response: Any) -> bool:
+    """One response object whose ``errors`` list has an UNAUTHENTICATED error."""
+    return (
+        isinstance(response, dict)
+        and isinstance(response.get("errors"), list)
+        and any(_reference(error) for error in response["errors"])
+    )
+
+
+@st.composite
+def graphql_batch(draw: st.DrawFn) -> tuple[list[Any], bool]:
+    """The answer to a batched request (a JSON array of responses, Apollo Server style),
+    with now and then an element that is not a response at all; and whether it is an auth
+    failure: any one response has an UNAUTHENTICATED error."""
+    elements = draw(
+        st.lists(graphql_response().map(lambda case: case[0]) | json_values, max_size=5)
+    )
+    return elements, any(_response_reference(element) for element in elements)
+
+
 @PROPERTY
 @given(graphql_response(), st.sampled_from(JSON_TYPES), st.integers(100, 599))
 def test_finds_unauthenticated_in_any_error_at_any_status(
@@ -107,6 +127,74 @@ def test_position_among_other_errors_does_not_matter(
 
 
 @PROPERTY
+@given(graphql_batch(), st.sampled_from(JSON_TYPES), st.integers(100, 599))
+def test_finds_unauthenticated_in_any_response_of_a_batch(
+    case: tuple[list[Any], bool], content_type: str, status: int
+) -> None:
+    batch, expected = case
+    body = json.dumps(batch).encode()
+    assert DETECTOR.is_auth_failure(status, content_type, body) is expected
+
+
+def _coded_response(codes: list[str]) -> dict[str, Any]:
+    return {"data": None, "errors": [{"message": c, "extensions": {"code": c}} for c in codes]}
+
+
+OTHER_CODES = st.sampled_from(CODES[1:]) | st.text(max_size=16).filter(
+    lambda text: "UNAUTHENTICATED" not in text
+)
+#: Batch answers that cannot hold the code anywhere (built so, not filtered).
+batches_without_the_code = st.lists(
+    st.lists(OTHER_CODES, max_size=4).map(_coded_response), max_size=4
+)
+
+
+@PROPERTY
+@given(batches_without_the_code, batches_without_the_code, st.integers(100, 599))
+def test_position_in_a_batch_does_not_matter(
+    before: list[dict[str, Any]], after: list[dict[str, Any]], status: int
+) -> None:
+    failing = _coded_response(["BAD_REQUEST", "UNAUTHENTICATED"])
+    body = json.dumps([*before, failing, *after]).encode()
+    assert DETECTOR.is_auth_failure(status, "application/json", body)
+    body = json.dumps([*before, *after]).encode()
+    assert not DETECTOR.is_auth_failure(status, "application/json", body)
+
+
+@PROPERTY
+@given(graphql_batch(), st.data())
+def test_truncated_batches_are_not_failures(
+    case: tuple[list[Any], bool], data: st.DataObject
+) -> None:
+    body = json.dumps(case[0]).encode()
+    cut = data.draw(st.integers(0, len(body) - 1))
+    assert DETECTOR.is_auth_failure(200, "application/json", body[:cut]) is False
+
+
+@PROPERTY
+@given(graphql_response())
+def test_a_batch_is_one_flat_array(case: tuple[dict[str, Any], bool]) -> None:
+    unauthenticated = {"message": "expired", "extensions": {"code": "UNAUTHENTICATED"}}
+    response = {**case[0], "errors": [*case[0]["errors"], unauthenticated]}
+    body = json.dumps([response]).encode()
+    assert DETECTOR.is_auth_failure(200, "application/json", body) is True  # the control
+    # An array in the array, or an array where a response's fields belong, is no batch
+    # answer that a server sends: not a failure.
+    for shape in ([[response]], {"data": [response]}, {"errors": [response["errors"]]}):
+        body = json.dumps(shape).encode()
+        assert DETECTOR.is_auth_failure(200, "application/json", body) is False
+
+
+@PROPERTY
+@given(batches_without_the_code)
+def test_batches_without_the_code_are_never_parsed(batch: list[dict[str, Any]]) -> None:
+    body = json.dumps(batch).encode()
+    with mock.patch.object(tracker_module, "json", wraps=json) as spy:
+        assert DETECTOR.is_auth_failure(200, "application/json", body) is False
+    spy.loads.assert_not_called()
+
+
+@PROPERTY
 @given(graphql_response(), st.data())
 def test_truncated_bodies_are_not_failures(
     case: tuple[dict[str, Any], bool], data: st.DataObject
@@ -131,6 +219,9 @@ def test_truncated_bodies_are_not_failures(
 @example(b'\xff{"errors": [{"extensions": {"code": "UNAUTHENTICATED"}}]}', "application/json", 200)
 @example(b'{"errors": [NaN, Infinity, "UNAUTHENTICATED"]}', "application/json", 200)
 @example(b'"UNAUTHENTICATED"', "application/json", 401)
+@example(b'[{"errors": [{"extensions": {"code": "UNAUTHENTICATED"}}]}', "application/json", 200)
+@example(b'[1, null, "UNAUTHENTICATED", [{"errors": []}], {"errors": 7}]', "application/json", 200)
+@example(b"[" * 100_000 + b'{"errors": "UNAUTHENTICATED"}', "application/json", 200)
 def test_never_raises_on_arbitrary_bytes(body: bytes, content_type: str, status: int) -> None:
     assert DETECTOR.is_auth_failure(status, content_type, body) in (True, False)
     assert DETECTOR.needs_body(status, content_type) in (True, False)
@@ -207,3 +298,6 @@ def test_the_strategy_produces_failures_and_non_failures() -> None:
     # Without both kinds, the first property would prove nothing.
     assert find(graphql_response(), lambda case: case[1])[1] is True
     assert find(graphql_response(), lambda case: not case[1] and len(case[0]["errors"]) > 2)
+    # The same for batches: failing ones with other responses, and several without.
+    assert find(graphql_batch(), lambda case: case[1] and len(case[0]) > 2)[1] is True
+    assert find(graphql_batch(), lambda case: not case[1] and len(case[0]) > 2)

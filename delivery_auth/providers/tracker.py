@@ -4,7 +4,8 @@ Two ways in: an API key sent as ``Authorization: TRACKQL-API-KEY <id>:<secret>``
 (the vendor's recommendation, nothing to refresh), or OAuth2 client credentials
 and a Bearer token. Either way the API reports a rejected credential in the GraphQL
 body, at any HTTP status: an ``errors`` element with
-``extensions.code == "UNAUTHENTICATED"``. :class:`GraphQLFailureDetector` finds it.
+``extensions.code == "UNAUTHENTICATED"`` (in a batched request's answer, a JSON array of
+responses, in any one of them). :class:`GraphQLFailureDetector` finds it.
 
 Example::
 
@@ -26,7 +27,7 @@ from ..cache.memory import MemoryTokenCache
 from ..client_credentials import ClientCredentialsAuth
 from ..engine import TokenEngine
 from ..fetch import TokenFetcher
-from ..flow import FailureDetector
+from ..flow import DEFAULT_MAX_BODY, FailureDetector
 from ..hosts import LOOPBACK_HOSTS
 from ..policy import RefreshPolicy
 from ..token import Token
@@ -35,10 +36,6 @@ from .base import StaticSource, read_env
 __all__ = ["DeliveryTrackerAuth", "GraphQLFailureDetector", "is_json_content_type"]
 
 logger = logging.getLogger("delivery_auth")
-
-#: Bodies larger than this are not parsed: an auth error is a few hundred bytes, and
-#: parsing megabytes of tracking data to look for one would cost every large response.
-DEFAULT_MAX_BODY = 1024 * 1024
 
 
 def is_json_content_type(content_type: str) -> bool:
@@ -50,7 +47,18 @@ def is_json_content_type(content_type: str) -> bool:
 
 
 def _has_error_code(payload: object, code: str) -> bool:
-    """Whether a decoded GraphQL response has an error whose ``extensions.code`` is ``code``."""
+    """Whether a decoded GraphQL answer has an error whose ``extensions.code`` is ``code``.
+
+    The answer to a batched request (a JSON array of operations, as Apollo Server and
+    others accept) is a JSON array of responses: it has the error when any one does.
+    """
+    if isinstance(payload, list):
+        return any(_response_has_error_code(response, code) for response in payload)
+    return _response_has_error_code(payload, code)
+
+
+def _response_has_error_code(payload: object, code: str) -> bool:
+    """Whether one GraphQL response (an object) has an error with ``extensions.code``."""
     if not isinstance(payload, dict):
         return False
     errors = payload.get("errors")
@@ -66,10 +74,13 @@ def _has_error_code(payload: object, code: str) -> bool:
 
 class GraphQLFailureDetector:
     """An auth failure is a JSON response, of any HTTP status, whose GraphQL ``errors``
-    array holds an error with ``extensions.code == code`` (``"UNAUTHENTICATED"``).
+    array holds an error with ``extensions.code == code`` (``"UNAUTHENTICATED"``); for a
+    batched request, answered with a JSON array of responses, when any one of them does.
 
-    Only JSON responses are read. The body is parsed only when it contains the code
-    as plain bytes and is at most ``max_body`` bytes long; anything malformed
+    Only JSON responses are read, and only when the body has at most ``max_body`` bytes:
+    the auth never reads more of a body than that (a longer one, or one whose
+    ``Content-Length`` says so, is handed to you untouched and is not a failure). The
+    body is parsed only when it contains the code as plain bytes; anything malformed
     (not JSON, truncated, ``errors`` not a list, odd elements) is "not an auth
     failure", never an exception. ``FORBIDDEN`` and other codes never match.
 
