@@ -337,7 +337,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     with auth:
         if provider == "yandex":
             auth.verify()
-            print(f"OK: {TITLES[provider]} accepted the token ({auth.test_url} answered OK).")
+            given = os.environ["YANDEX_COURIER_TOKEN"].strip()
+            how = (
+                ""
+                if auth.get_token().access_token == given
+                else ", renewed with YANDEX_REFRESH_TOKEN: YANDEX_COURIER_TOKEN itself was rejected"
+            )
+            print(f"OK: {TITLES[provider]} accepted the token{how} ({auth.test_url} answered OK).")
             return 0
         if provider == "tracker":
             return _check_tracker(auth, api_url or auth.GRAPHQL_URL)

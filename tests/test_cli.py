@@ -474,6 +474,14 @@ def test_check_yandex_with_the_emulator_checks_the_token_given(emu):
     assert emu.stats.token_requests["yandex"] == requests_before, "nothing was renewed"
 
 
+def test_check_yandex_says_when_the_token_given_was_renewed(emu):
+    env = clean_env(**creds("yandex", YANDEX_COURIER_TOKEN="not-a-token"))
+    result = run("check", "yandex", "--emulator", emu.base_url, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "YANDEX_COURIER_TOKEN itself was rejected" in result.stdout
+    assert_no_secret(result.stdout, result.stderr)
+
+
 # -- yandex login checks -O before it starts (F.22) ----------------------------------------
 
 
