@@ -130,6 +130,8 @@ def check_url_flags(args: argparse.Namespace) -> None:
     for name in ("emulator", "token_url", "api_url", "oauth_url"):
         value = getattr(args, name, None)
         flag = "--" + name.replace("_", "-")
+        if value is not None and not value.strip():
+            raise UsageProblem(f"{flag} is empty; give a URL such as https://api.example.com")
         try:
             if value is not None:
                 check_endpoint_url(value, flag)

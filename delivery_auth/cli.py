@@ -515,7 +515,7 @@ Run 'delivery-auth COMMAND --help' for a command's options and environment varia
 )
 
 _ENV_HELP = """\
-environment variables (the providers' from_env()):
+environment variables (what each provider reads):
   tracker  DELIVERY_TRACKER_CLIENT_ID, DELIVERY_TRACKER_CLIENT_SECRET [, DELIVERY_TRACKER_METHOD]
   bringg   BRINGG_CLIENT_ID, BRINGG_CLIENT_SECRET [, BRINGG_REGION, BRINGG_TTL]
   dhl      DHL_ECOMMERCE_CLIENT_ID, DHL_ECOMMERCE_CLIENT_SECRET [, DHL_ECOMMERCE_ENVIRONMENT]

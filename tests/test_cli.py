@@ -590,6 +590,13 @@ BAD_INPUT: dict[str, tuple[list[str], dict[str, str], int, str, str | None]] = {
         "--api-url",
         None,
     ),
+    "empty-url": (
+        ["check", "dhl", "--token-url", ""],
+        creds("dhl"),
+        2,
+        "--token-url is empty",
+        None,
+    ),
     "foreign-api-host": (
         ["check", "tracker", "--api-url", "https://example.com/graphql"],
         creds("tracker"),
