@@ -769,3 +769,41 @@ def test_help_states_the_exit_codes(command):
     assert "exit codes:" in result.stdout
     assert "2  usage or configuration" in result.stdout
     assert "1  the remote side failed" in result.stdout
+
+
+def test_bad_input_in_process(emu, tmp_path, closed_port, busy_port, capsys, monkeypatch):
+    """The same table through main() in this process (the code paths, for coverage)."""
+    fill = {
+        "emu": emu.base_url,
+        "dead": f"http://127.0.0.1:{closed_port}",
+        "tmp": str(tmp_path),
+        "busy": str(busy_port),
+    }
+    for case, (arguments, env, code, says, setup) in BAD_INPUT.items():
+        if setup or case == "unreachable":  # faults and back-off: the subprocess test has them
+            continue
+        with monkeypatch.context() as patch:
+            for name in PROVIDER_VARS:
+                patch.delenv(name, raising=False)
+            for name, value in env.items():
+                patch.setenv(name, value)
+            assert cli.main([a.format(**fill) for a in arguments]) == code, case
+        err = capsys.readouterr().err
+        assert says in err, case
+        assert "WARNING" not in err, case
+
+
+def test_local_file_errors_are_not_network_failures(capsys):
+    from delivery_auth._cli_report import exit_code, report
+
+    missing = FileNotFoundError(2, "No such file or directory", "/missing/y.env")
+    report(missing, False, str)
+    assert exit_code(missing) == 2
+    network = requests.ConnectionError("refused")
+    report(network, False, str)
+    assert exit_code(network) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "delivery-auth: error: cannot use /missing/y.env: No such file or directory",
+        "delivery-auth: error: network failure (ConnectionError); check the URL and the connection",
+    ]
