@@ -1,9 +1,13 @@
 """The ``delivery-auth`` command: demo, emulate, token, check and yandex login.
 
-Exit codes: 0 success; 1 a check failed or the network/server said no; 2 a usage
-problem (unknown provider or option, missing environment variables). Errors are one
-line on stderr; ``--debug`` adds the traceback and delivery-auth's DEBUG log. Only
-``delivery-auth token`` prints a token; no command prints a client secret.
+Exit codes: 0 success; 1 the remote side failed (credentials rejected, endpoint
+unreachable or failing); 2 usage or configuration (bad flags, missing or invalid
+credential settings, insecure or invalid URLs, an output file that cannot be written).
+Errors are one line on stderr, in the command line's own words (flags and variables,
+never Python parameters); ``--debug`` adds the traceback and delivery-auth's DEBUG log.
+Only ``delivery-auth token`` prints a token; no command prints a secret of yours
+(``emulate`` lists the emulator's public test credentials). ``--emulator`` supplies
+endpoints only: the credentials checked are always the ones given.
 
 Example::
 
@@ -23,10 +27,19 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
+
+from ._cli_report import (
+    Failure,
+    UsageProblem,
+    check_url_flags,
+    configure_logging,
+    exit_code,
+    report,
+    wording,
+)
 
 __all__ = ["main"]
 
@@ -57,18 +70,14 @@ _NOT_SETTABLE = frozenset(
 )
 #: The query Delivery Tracker's documentation uses to test credentials.
 AUTH_TEST_QUERY = "query AuthTestQuery { carriers(first: 10) { edges { node { id name } } } }"
+_EMULATOR_CREDENTIALS = (
+    "To try it offline, 'delivery-auth emulate' prints the emulator's test credentials "
+    "(--emulator supplies only its endpoints)."
+)
 _TEST_DOUBLE = (
     "The emulator is a TEST DOUBLE of the carriers' APIs: it accepts only its own public "
     "test credentials. Never point production code at it."
 )
-
-
-class UsageProblem(Exception):
-    """A mistake in the command line or the environment: exit code 2."""
-
-
-class Failure(Exception):
-    """The check failed or the server refused: exit code 1."""
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -146,39 +155,6 @@ def _emulator_endpoints(provider: str, base: str) -> dict[str, str]:
     return endpoints
 
 
-def _environ_for(provider: str, args: argparse.Namespace) -> dict[str, str]:
-    environ = dict(os.environ)
-    if args.emulator:
-        # The emulator's public test credentials fill in whatever the environment lacks.
-        from .emulator.state import CREDENTIALS
-
-        known = CREDENTIALS[provider]
-        defaults = {
-            "tracker": {
-                "DELIVERY_TRACKER_CLIENT_ID": known.client_id,
-                "DELIVERY_TRACKER_CLIENT_SECRET": known.client_secret,
-            },
-            "bringg": {
-                "BRINGG_CLIENT_ID": known.client_id,
-                "BRINGG_CLIENT_SECRET": known.client_secret,
-            },
-            "dhl": {
-                "DHL_ECOMMERCE_CLIENT_ID": known.client_id,
-                "DHL_ECOMMERCE_CLIENT_SECRET": known.client_secret,
-            },
-            "yandex": {
-                "YANDEX_COURIER_TOKEN": known.token or "",
-                "YANDEX_REFRESH_TOKEN": known.refresh_token or "",
-                "YANDEX_CLIENT_ID": known.client_id,
-                "YANDEX_CLIENT_SECRET": known.client_secret,
-            },
-        }[provider]
-        for name, value in defaults.items():
-            if not environ.get(name, "").strip():
-                environ[name] = value
-    return environ
-
-
 def _build(provider: str, args: argparse.Namespace, **forced: object) -> tuple[Any, str | None]:
     """The provider auth object from the environment, and the API URL to check."""
     from .providers import PROVIDERS, ConfigurationError
@@ -199,13 +175,13 @@ def _build(provider: str, args: argparse.Namespace, **forced: object) -> tuple[A
         options[name] = value
     cls: Any = PROVIDERS[provider]
     try:
-        auth = cls.from_env(environ=_environ_for(provider, args), **options)
+        auth = cls.from_env(**options)
     except ConfigurationError as exc:
-        missing = ", ".join(exc.missing) or "some variables"
+        if not exc.missing:  # set, but invalid (e.g. BRINGG_TTL=soon)
+            raise UsageProblem(str(exc)) from None
         raise UsageProblem(
-            f"missing environment variable(s) {missing}. Set them (see "
-            f"'delivery-auth {args.command} --help'), or pass --emulator URL to try "
-            "a running emulator."
+            f"missing environment variable(s) {', '.join(exc.missing)}. Set them (see "
+            f"'delivery-auth {args.command} --help'). {_EMULATOR_CREDENTIALS}"
         ) from None
     except (TypeError, ValueError) as exc:
         raise UsageProblem(f"{TITLES[provider]}: {exc}") from None
@@ -227,6 +203,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_emulate(args: argparse.Namespace) -> int:
     from .emulator import Emulator, NonLoopbackHostError
+    from .emulator._auth import environment
     from .emulator.server import DEFAULT_RESOURCE_PATHS, TOKEN_PATHS
 
     try:
@@ -237,8 +214,12 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
             clock_offset=args.clock_offset,
             allow_non_loopback=args.i_know_this_is_a_test_double,
         )
-    except NonLoopbackHostError as exc:
-        raise UsageProblem(f"{exc} Add --i-know-this-is-a-test-double to do it anyway.") from None
+    except NonLoopbackHostError:
+        raise UsageProblem(
+            f"the emulator is a test double and listens only on loopback; {args.host!r} is not "
+            "a loopback address. Use --host 127.0.0.1, or add --i-know-this-is-a-test-double "
+            "if you really mean to expose it."
+        ) from None
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     stop = threading.Event()
@@ -251,7 +232,7 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
         try:
             emu.start()
         except OSError as exc:
-            raise Failure(str(exc)) from None
+            raise UsageProblem(f"{exc.strerror}; choose another --port (0: a free one)") from None
         print(f"delivery-auth emulator on {emu.base_url}", flush=True)
         print(_TEST_DOUBLE)
         print(f"Token lifetime {args.token_ttl:g} s, clock offset {args.clock_offset:g} s.\n")
@@ -261,9 +242,12 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
                 f"  {TITLES[provider]:<{width}}  token {emu.url(provider, TOKEN_PATHS[provider])}"
                 f"\n  {'':<{width}}  api   {emu.url(provider, DEFAULT_RESOURCE_PATHS[provider])}"
             )
+        print("\nIts public test credentials (accepted only by the emulator), for your shell:")
+        for provider in PROVIDER_NAMES:
+            pairs = environment(provider).items()
+            print("  export " + " ".join(f"{name}={value}" for name, value in pairs))
         print(
-            f"\nTry: delivery-auth check dhl --emulator {emu.base_url}\n"
-            "Test credentials: delivery_auth.emulator.CREDENTIALS. Press Ctrl-C to stop.",
+            f"\nTry: delivery-auth check dhl --emulator {emu.base_url}\nPress Ctrl-C to stop.",
             flush=True,
         )
         try:
@@ -310,18 +294,19 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 
 def _yandex_refresh(args: argparse.Namespace) -> Any:
+    from .errors import InvalidClientError, TokenRequestError
     from .fetch import TokenFetcher
     from .providers import ConfigurationError, read_env
     from .providers.yandex import TOKEN_URL
 
     names = ("YANDEX_REFRESH_TOKEN", "YANDEX_CLIENT_ID", "YANDEX_CLIENT_SECRET")
     try:
-        values = read_env("delivery-auth token yandex", names, environ=_environ_for("yandex", args))
+        values = read_env("delivery-auth token yandex", names)
     except ConfigurationError as exc:
         raise UsageProblem(
             f"missing environment variable(s) {', '.join(exc.missing)}. A Yandex Courier "
             "token is not fetched but renewed with a refresh token; get both with "
-            "'delivery-auth yandex login'."
+            f"'delivery-auth yandex login'. {_EMULATOR_CREDENTIALS}"
         ) from None
     token_url = args.token_url or (
         _emulator_endpoints("yandex", args.emulator)["token_url"] if args.emulator else TOKEN_URL
@@ -331,6 +316,13 @@ def _yandex_refresh(args: argparse.Namespace) -> Any:
     fetcher = TokenFetcher(token_url, values["YANDEX_CLIENT_ID"], values["YANDEX_CLIENT_SECRET"])
     try:
         return fetcher.fetch(grant_type="refresh_token", refresh_token=values[names[0]])
+    except TokenRequestError as exc:
+        if exc.error != "invalid_grant" or isinstance(exc, InvalidClientError):
+            raise
+        raise Failure(
+            "Yandex ID refused YANDEX_REFRESH_TOKEN (invalid_grant): it was revoked or has "
+            "expired. Get a new one with 'delivery-auth yandex login'."
+        ) from None
     finally:
         fetcher.close()
 
@@ -345,7 +337,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     with auth:
         if provider == "yandex":
             auth.verify()
-            print(f"OK: {TITLES[provider]} accepted the token ({auth.test_url} answered OK).")
+            given = os.environ["YANDEX_COURIER_TOKEN"].strip()
+            how = (
+                ""
+                if auth.get_token().access_token == given
+                else ", renewed with YANDEX_REFRESH_TOKEN: YANDEX_COURIER_TOKEN itself was rejected"
+            )
+            print(f"OK: {TITLES[provider]} accepted the token{how} ({auth.test_url} answered OK).")
             return 0
         if provider == "tracker":
             return _check_tracker(auth, api_url or auth.GRAPHQL_URL)
@@ -416,18 +414,32 @@ def _countdown(expires_in: float, started: float, interactive: bool) -> Callable
     return sleep
 
 
+def _open_output(path: str, force: bool) -> tuple[int, bool]:
+    """Open ``-O FILE`` (mode 600) before the login starts, so that a path that cannot be
+    written fails at once, not after the user confirmed. Returns (descriptor, created)."""
+    existed = os.path.lexists(path)
+    if existed and not force and not os.path.isdir(path):
+        raise UsageProblem(f"{path} exists; pass --force to overwrite it or -O another file")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | (0 if existed else os.O_EXCL), 0o600)
+    except OSError as exc:
+        raise UsageProblem(
+            f"cannot write {path}: {exc.strerror}. Pass -O a file in a directory you can write to."
+        ) from None
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError as exc:
+        os.close(fd)
+        raise UsageProblem(f"cannot write {path}: {exc.strerror} (making it mode 600)") from None
+    return fd, not existed
+
+
 def _cmd_yandex_login(args: argparse.Namespace) -> int:
     from .yandex import OAUTH_URL, DeviceCode, device_login
 
     client_id = args.client_id or os.environ.get("YANDEX_CLIENT_ID", "").strip()
     secret = args.client_secret or os.environ.get("YANDEX_CLIENT_SECRET", "").strip()
-    oauth_url = args.oauth_url or OAUTH_URL
-    if args.emulator:
-        from .emulator.state import CREDENTIALS
-
-        oauth_url = args.oauth_url or f"{args.emulator.rstrip('/')}/yandex"
-        client_id = client_id or CREDENTIALS["yandex"].client_id
-        secret = secret or CREDENTIALS["yandex"].client_secret
+    emulator = f"{args.emulator.rstrip('/')}/yandex" if args.emulator else OAUTH_URL
     missing = [
         name
         for name, value in (("YANDEX_CLIENT_ID", client_id), ("YANDEX_CLIENT_SECRET", secret))
@@ -436,10 +448,9 @@ def _cmd_yandex_login(args: argparse.Namespace) -> int:
     if missing:
         raise UsageProblem(
             f"missing {', '.join(missing)}: set the environment variable(s) or pass "
-            "--client-id / --client-secret"
+            f"--client-id / --client-secret. {_EMULATOR_CREDENTIALS}"
         )
-    if os.path.exists(args.output) and not args.force:
-        raise UsageProblem(f"{args.output} exists; pass --force to overwrite it or -O another file")
+    fd, created = _open_output(args.output, args.force)
     interactive = sys.stderr.isatty()
     started = [time.monotonic(), 300.0]
 
@@ -455,16 +466,22 @@ def _cmd_yandex_login(args: argparse.Namespace) -> int:
     def sleep(seconds: float) -> None:
         _countdown(started[1], started[0], interactive)(seconds)
 
-    token = device_login(client_id, secret, on_code=show, oauth_url=oauth_url, sleep=sleep)
-    if interactive:
-        print(file=sys.stderr)
-    lines = [f"YANDEX_COURIER_TOKEN={token.access_token}", f"YANDEX_CLIENT_ID={client_id}"]
-    if token.refresh_token:
-        lines.insert(1, f"YANDEX_REFRESH_TOKEN={token.refresh_token}")
-    fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
+        try:
+            token = device_login(
+                client_id, secret, on_code=show, oauth_url=args.oauth_url or emulator, sleep=sleep
+            )
+        except BaseException:
+            if created:  # leave nothing behind but what was there
+                os.unlink(args.output)
+            raise
+        if interactive:
+            print(file=sys.stderr)
+        lines = [f"YANDEX_COURIER_TOKEN={token.access_token}", f"YANDEX_CLIENT_ID={client_id}"]
+        if token.refresh_token:
+            lines.insert(1, f"YANDEX_REFRESH_TOKEN={token.refresh_token}")
+        handle.truncate(0)
         handle.write("\n".join(lines) + "\n")
-    os.chmod(args.output, 0o600)
     print(
         f"Signed in. The token{' and refresh token' if token.refresh_token else ''} are in "
         f"{args.output} (readable only by you).\nLoad them with:  set -a; . {args.output}; "
@@ -475,7 +492,16 @@ def _cmd_yandex_login(args: argparse.Namespace) -> int:
 
 # -- parser ----------------------------------------------------------------------------
 
-_EPILOG = """\
+_EXIT_CODES = """
+exit codes:
+  0  OK
+  1  the remote side failed: credentials rejected, endpoint unreachable or failing
+  2  usage or configuration: bad flags, missing or invalid credential settings,
+     insecure or invalid URLs, an output file that cannot be written
+"""
+
+_EPILOG = (
+    """\
 examples:
   delivery-auth demo                      all providers x all clients, in seconds
   delivery-auth emulate --port 8080       run the emulator (a test double) for your tests
@@ -485,9 +511,11 @@ examples:
 
 Run 'delivery-auth COMMAND --help' for a command's options and environment variables.
 """
+    + _EXIT_CODES
+)
 
 _ENV_HELP = """\
-environment variables (the providers' from_env()):
+environment variables (what each provider reads):
   tracker  DELIVERY_TRACKER_CLIENT_ID, DELIVERY_TRACKER_CLIENT_SECRET [, DELIVERY_TRACKER_METHOD]
   bringg   BRINGG_CLIENT_ID, BRINGG_CLIENT_SECRET [, BRINGG_REGION, BRINGG_TTL]
   dhl      DHL_ECOMMERCE_CLIENT_ID, DHL_ECOMMERCE_CLIENT_SECRET [, DHL_ECOMMERCE_ENVIRONMENT]
@@ -509,8 +537,8 @@ def _add_endpoint_options(parser: argparse.ArgumentParser, *, api_url: bool) -> 
     parser.add_argument(
         "--emulator",
         metavar="URL",
-        help="use a running 'delivery-auth emulate' at URL: its endpoints, and its public "
-        "test credentials for any variable not set",
+        help="use the endpoints of a running 'delivery-auth emulate' at URL (credentials "
+        "still come from the environment; 'emulate' prints its test credentials)",
     )
     parser.add_argument("--token-url", metavar="URL", help="override the token endpoint")
     if api_url:
@@ -591,7 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the provider emulator (a test double) in the foreground",
         description=f"Serve the emulator until Ctrl-C. {_TEST_DOUBLE}",
         epilog="examples:\n  delivery-auth emulate\n  delivery-auth emulate --port 8080 "
-        "--token-ttl 30\n  delivery-auth check dhl --emulator http://127.0.0.1:8080\n",
+        "--token-ttl 30\n  delivery-auth check dhl --emulator http://127.0.0.1:8080\n"
+        + _EXIT_CODES,
     )
     emulate.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     emulate.add_argument("--port", type=int, default=0, help="port (default: a free one)")
@@ -622,7 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fetch a token and print it on stdout: the only command that prints "
         "a token. Delivery Tracker uses OAuth2 here; Yandex renews with the refresh token.",
         epilog=_ENV_HELP + "\nexamples:\n  delivery-auth token dhl\n  delivery-auth token "
-        "bringg --json -o region=eu2\n  TOKEN=$(delivery-auth token tracker)\n",
+        "bringg --json -o region=eu2\n  TOKEN=$(delivery-auth token tracker)\n" + _EXIT_CODES,
     )
     token.add_argument(
         "provider", type=_provider, metavar="PROVIDER", help="tracker, bringg, dhl or yandex"
@@ -637,9 +666,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_formatter,
         help="verify credentials end to end (prints OK or the reason)",
         description="tracker: the AuthTestQuery on the GraphQL API; yandex: GET "
-        "/api/v1/test; bringg, dhl: a token request. Exit 0 if OK, 1 if not.",
+        "/api/v1/test; bringg, dhl: a token request. Exit 0 if OK (exit codes below).",
         epilog=_ENV_HELP + "\nexamples:\n  delivery-auth check yandex\n  delivery-auth check "
-        "tracker -o method=oauth2\n  delivery-auth check dhl -o environment=sandbox\n",
+        "tracker -o method=oauth2\n  delivery-auth check dhl -o environment=sandbox\n"
+        + _EXIT_CODES,
     )
     check.add_argument(
         "provider", type=_provider, metavar="PROVIDER", help="tracker, bringg, dhl or yandex"
@@ -669,13 +699,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="The client secret is read from YANDEX_CLIENT_SECRET (safer than "
         "--client-secret, which other users may see in the process list).\n\n"
         "examples:\n  YANDEX_CLIENT_SECRET=... delivery-auth yandex login --client-id 0123abcd\n"
-        "  delivery-auth yandex login --emulator http://127.0.0.1:8080 -O /tmp/y.env\n",
+        "  delivery-auth yandex login --emulator http://127.0.0.1:8080 -O /tmp/y.env\n"
+        + _EXIT_CODES,
     )
     login.add_argument("--client-id", help="your Yandex ID app's ClientID (or YANDEX_CLIENT_ID)")
     login.add_argument("--client-secret", help="the app's secret (prefer YANDEX_CLIENT_SECRET)")
     login.add_argument("--oauth-url", metavar="URL", help="Yandex ID base URL override")
     login.add_argument(
-        "--emulator", metavar="URL", help="log in against a running 'delivery-auth emulate' at URL"
+        "--emulator",
+        metavar="URL",
+        help="use the Yandex ID endpoints of a running 'delivery-auth emulate' at URL",
     )
     login.add_argument(
         "-O",
@@ -689,25 +722,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(debug: bool) -> Callable[[], None]:
-    """Send delivery-auth's log to stderr; returns how to undo it (main() may run in-process)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("delivery-auth: %(levelname)s: %(message)s"))
-    saved = (logger.level, logger.propagate)
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
-    logger.propagate = False
-
-    def undo() -> None:
-        logger.removeHandler(handler)
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
-
-    return undo
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``delivery-auth``; returns the exit code.
+    """Run ``delivery-auth``; returns the exit code (see the module's docstring).
 
     Example::
 
@@ -718,52 +734,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["demo", *(["--debug"] if args.debug else [])])
     debug = bool(getattr(args, "debug", False))
-    undo_logging = _configure_logging(debug)
+    provider = args.provider if args.command in ("check", "token") else "yandex"
+    words = wording(args.command, provider, TITLES[provider])
+    undo_logging = configure_logging(debug, words)
     try:
+        check_url_flags(args)
         result: int = args.handler(args)
         return result
-    except UsageProblem as exc:
-        _report(exc, debug)
-        return 2
     except KeyboardInterrupt:
         print("delivery-auth: interrupted", file=sys.stderr)
         return 130
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] != "werkzeug":
-            _report(exc, debug)
-            return 1
-        _report(
-            UsageProblem(
-                "the emulator needs Werkzeug: python -m pip install 'delivery-auth[emulator]'"
-            ),
-            debug,
-        )
-        return 2
     except Exception as exc:
-        _report(exc, debug)
-        return 1
+        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "werkzeug":
+            exc = UsageProblem(
+                "the emulator needs Werkzeug: python -m pip install 'delivery-auth[emulator]'"
+            )
+        report(exc, debug, words)
+        return exit_code(exc)
     finally:
         undo_logging()
-
-
-def _report(exc: BaseException, debug: bool) -> None:
-    if debug:
-        traceback.print_exception(exc, file=sys.stderr)
-    message = str(exc) if isinstance(exc, (UsageProblem, Failure)) else _describe(exc)
-    print(f"delivery-auth: error: {message}", file=sys.stderr)
-
-
-def _describe(exc: BaseException) -> str:
-    from .errors import DeliveryAuthError
-
-    if isinstance(exc, DeliveryAuthError):
-        return str(exc)
-    import httpx
-    import requests
-
-    if isinstance(exc, (requests.RequestException, httpx.HTTPError, OSError)):
-        return f"network failure ({type(exc).__name__}); check the URL and the connection"
-    return f"unexpected {type(exc).__name__} (run with --debug for the traceback)"
 
 
 if __name__ == "__main__":

@@ -44,6 +44,17 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def creds(provider: str, **changes: str) -> dict[str, str]:
+    """The emulator's test credentials as environment variables, with ``changes``."""
+    return {**Emulator().env(provider), **changes}  # env() needs no running emulator
+
+
+#: A clean environment with every provider's test credentials ('delivery-auth emulate'
+#: prints them); --emulator supplies only the endpoints.
+ENV_CREDENTIALS = {name: value for p in CREDENTIALS for name, value in creds(p).items()}
+ENV = clean_env(**ENV_CREDENTIALS)
+
+
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
     result = subprocess.run(
         [sys.executable, "-m", "delivery_auth.cli", *args],
@@ -119,7 +130,7 @@ def test_token_prints_a_live_token_and_nothing_secret(emu):
 
 
 def test_token_json(emu):
-    result = run("token", "bringg", "--json", "--emulator", emu.base_url, "-o", "ttl=600")
+    result = run("token", "bringg", "--json", "--emulator", emu.base_url, "-o", "ttl=600", env=ENV)
     payload = json.loads(result.stdout)
     assert payload["provider"] == "bringg"
     assert payload["expires_in"] == 600
@@ -128,16 +139,16 @@ def test_token_json(emu):
 
 
 def test_token_tracker_uses_oauth2_and_refuses_api_key_mode(emu):
-    result = run("token", "tracker", "--emulator", emu.base_url)
+    result = run("token", "tracker", "--emulator", emu.base_url, env=ENV)
     assert emu.state.check_token("tracker", result.stdout.strip()) == "ok"
-    refused = run("token", "tracker", "--emulator", emu.base_url, "-o", "method=api_key")
+    refused = run("token", "tracker", "--emulator", emu.base_url, "-o", "method=api_key", env=ENV)
     assert refused.returncode == 2
     assert "API-key mode" in refused.stderr
     assert refused.stdout == ""
 
 
 def test_token_yandex_renews_with_the_refresh_token(emu):
-    result = run("token", "yandex", "--emulator", emu.base_url)
+    result = run("token", "yandex", "--emulator", emu.base_url, env=ENV)
     assert result.returncode == 0, result.stderr
     assert emu.state.check_token("yandex", result.stdout.strip()) == "ok"
     missing = run("token", "yandex", env=clean_env(YANDEX_COURIER_TOKEN="x"))
@@ -163,7 +174,7 @@ def test_missing_variables_exit_2_naming_them(provider, variables):
 
 @pytest.mark.parametrize("provider", ["tracker", "bringg", "dhl", "yandex"])
 def test_check_ok_against_the_emulator(emu, provider):
-    result = run("check", provider, "--emulator", emu.base_url)
+    result = run("check", provider, "--emulator", emu.base_url, env=ENV)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK:")
     assert_no_secret(result.stdout, result.stderr)
@@ -214,7 +225,7 @@ def test_option_names_are_validated(emu):
     result = run("check", "bringg", "--emulator", emu.base_url, "-o", "regoin=eu2")
     assert result.returncode == 2
     assert "Did you mean 'region'?" in result.stderr
-    bad_value = run("check", "bringg", "--emulator", emu.base_url, "-o", "region=mars")
+    bad_value = run("check", "bringg", "--emulator", emu.base_url, "-o", "region=mars", env=ENV)
     assert bad_value.returncode == 2
     assert "valid regions" in bad_value.stderr
     assert run("check", "dhl", "-o", "novalue").returncode == 2
@@ -222,7 +233,7 @@ def test_option_names_are_validated(emu):
     assert "Did you mean 'yandex'?" in run("check", "yandx").stderr
 
 
-def test_emulate_serves_until_interrupted():
+def test_emulate_serves_until_interrupted_and_prints_working_credentials():
     proc = subprocess.Popen(
         [sys.executable, "-m", "delivery_auth.cli", "emulate", "--token-ttl", "30"],
         stdout=subprocess.PIPE,
@@ -235,6 +246,17 @@ def test_emulate_serves_until_interrupted():
         assert first.startswith("delivery-auth emulator on http://127.0.0.1:")
         base = first.split(" on ")[1].strip()
         assert "TEST DOUBLE" in proc.stdout.readline()
+        banner = []
+        while not banner or "Press Ctrl-C" not in banner[-1]:
+            banner.append(proc.stdout.readline())
+        exported = {}
+        for line in banner:
+            if line.strip().startswith("export "):
+                exported.update(pair.split("=", 1) for pair in line.split()[1:])
+        assert exported == ENV_CREDENTIALS
+        for provider in CREDENTIALS:  # what it printed is what check needs
+            checked = run("check", provider, "--emulator", base, env=clean_env(**exported))
+            assert checked.returncode == 0, checked.stderr
         known = CREDENTIALS["dhl"]
         response = requests.post(
             f"{base}/dhl/auth/v4/accesstoken",
@@ -255,7 +277,6 @@ def test_emulate_serves_until_interrupted():
     assert proc.returncode == 0, err
     assert "emulator stopped" in out
     assert "Traceback" not in err
-    assert_no_secret(out, err)
 
 
 def test_without_werkzeug_the_demo_says_what_to_install():
@@ -280,7 +301,7 @@ def test_emulate_refuses_non_loopback_hosts():
 def test_yandex_login_writes_a_private_file_and_prints_no_token(emu, tmp_path):
     emu.configure_device_flow(pending_polls=1, interval=1)
     target = tmp_path / "y.env"
-    result = run("yandex", "login", "--emulator", emu.base_url, "-O", str(target))
+    result = run("yandex", "login", "--emulator", emu.base_url, "-O", str(target), env=ENV)
     assert result.returncode == 0, result.stderr
     assert "enter the code" in result.stderr
     assert "left" in result.stderr  # the countdown
@@ -290,7 +311,7 @@ def test_yandex_login_writes_a_private_file_and_prints_no_token(emu, tmp_path):
     for value in values.values():
         if value != CREDENTIALS["yandex"].client_id:
             assert value not in result.stdout + result.stderr
-    again = run("yandex", "login", "--emulator", emu.base_url, "-O", str(target))
+    again = run("yandex", "login", "--emulator", emu.base_url, "-O", str(target), env=ENV)
     assert again.returncode == 2
     assert "--force" in again.stderr
 
@@ -298,7 +319,9 @@ def test_yandex_login_writes_a_private_file_and_prints_no_token(emu, tmp_path):
 def test_yandex_login_denied_and_missing_secret(emu, tmp_path):
     emu.configure_device_flow(pending_polls=0, outcome="deny")
     try:
-        denied = run("yandex", "login", "--emulator", emu.base_url, "-O", str(tmp_path / "y.env"))
+        denied = run(
+            "yandex", "login", "--emulator", emu.base_url, "-O", str(tmp_path / "y.env"), env=ENV
+        )
     finally:
         emu.configure_device_flow(outcome="approve")
     assert denied.returncode == 1
@@ -315,12 +338,14 @@ def test_yandex_login_denied_and_missing_secret(emu, tmp_path):
 def test_main_in_process(emu, capsys, monkeypatch):
     for name in PROVIDER_VARS:
         monkeypatch.delenv(name, raising=False)
+    assert cli.main(["check", "bringg"]) == 2
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
     assert cli.main(["check", "dhl", "--emulator", emu.base_url]) == 0
     assert cli.main(["token", "tracker", "--emulator", emu.base_url, "--json"]) == 0
     assert cli.main(["check", "tracker", "--emulator", emu.base_url, "-o", "method=oauth2"]) == 0
     assert cli.main(["check", "yandex", "--emulator", emu.base_url]) == 0
     assert cli.main(["token", "yandex", "--emulator", emu.base_url]) == 0
-    assert cli.main(["check", "bringg"]) == 2
     out, err = capsys.readouterr()
     assert out.count("OK:") == 3
     assert "BRINGG_CLIENT_ID" in err
@@ -336,8 +361,8 @@ def test_demo_in_process(capsys):
 
 
 def test_yandex_login_in_process(emu, tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("YANDEX_CLIENT_ID", raising=False)
-    monkeypatch.delenv("YANDEX_CLIENT_SECRET", raising=False)
+    monkeypatch.setenv("YANDEX_CLIENT_ID", CREDENTIALS["yandex"].client_id)
+    monkeypatch.setenv("YANDEX_CLIENT_SECRET", CREDENTIALS["yandex"].client_secret)
     emu.configure_device_flow(pending_polls=1, interval=1)
     target = tmp_path / "y.env"
     assert cli.main(["yandex", "login", "--emulator", emu.base_url, "-O", str(target)]) == 0
@@ -404,3 +429,381 @@ def test_check_tracker_survives_odd_graphql_answers(body, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "did not answer AuthTestQuery" in err
     assert "unexpected" not in err
+
+
+# -- --emulator supplies endpoints, never credentials (issue 10, F.21) -------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "code", "says"),
+    [
+        (["check", "yandex"], {"YANDEX_COURIER_TOKEN": "not-a-token"}, 1, "rejected the token"),
+        (["check", "dhl"], {}, 2, "DHL_ECOMMERCE_CLIENT_ID, DHL_ECOMMERCE_CLIENT_SECRET"),
+        (["check", "bringg"], {"BRINGG_CLIENT_ID": "emu-bringg-client"}, 2, "BRINGG_CLIENT_SECRET"),
+        (
+            ["check", "tracker", "-o", "method=oauth2"],
+            {"DELIVERY_TRACKER_CLIENT_SECRET": USER_SECRET},
+            2,
+            "DELIVERY_TRACKER_CLIENT_ID",
+        ),
+        (["token", "yandex"], {"YANDEX_COURIER_TOKEN": "not-a-token"}, 2, "YANDEX_REFRESH_TOKEN"),
+        (["yandex", "login"], {}, 2, "YANDEX_CLIENT_ID"),
+    ],
+    ids=["check-yandex-bad-token", "check-dhl", "check-bringg", "check-tracker", "token", "login"],
+)
+def test_emulator_never_fills_in_credentials(emu, tmp_path, command, env, code, says):
+    output = ["-O", str(tmp_path / "y.env")] if command[0] == "yandex" else []
+    issued = emu.stats.tokens_issued.total
+    result = run(*command, "--emulator", emu.base_url, *output, env=clean_env(**env))
+    assert result.returncode == code, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert says in result.stderr
+    assert emu.stats.tokens_issued.total == issued, "no token was issued on the user's behalf"
+    assert "enter the code" not in result.stderr
+    assert_no_secret(result.stdout, result.stderr)
+
+
+def test_check_yandex_with_the_emulator_checks_the_token_given(emu):
+    token = emu.issue_token("yandex")
+    requests_before = emu.stats.token_requests["yandex"]
+    result = run(
+        "check", "yandex", "--emulator", emu.base_url, env=clean_env(YANDEX_COURIER_TOKEN=token)
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK:")
+    assert emu.stats.token_requests["yandex"] == requests_before, "nothing was renewed"
+
+
+def test_check_yandex_says_when_the_token_given_was_renewed(emu):
+    env = clean_env(**creds("yandex", YANDEX_COURIER_TOKEN="not-a-token"))
+    result = run("check", "yandex", "--emulator", emu.base_url, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "YANDEX_COURIER_TOKEN itself was rejected" in result.stdout
+    assert_no_secret(result.stdout, result.stderr)
+
+
+# -- yandex login checks -O before it starts (F.22) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("missing-dir/y.env", "No such file or directory"),
+        ("a-file/y.env", "Not a directory"),
+        ("a-dir", "Is a directory"),
+    ],
+)
+def test_yandex_login_checks_the_output_path_before_starting(emu, tmp_path, where, reason):
+    (tmp_path / "a-file").write_text("not a directory")
+    (tmp_path / "a-dir").mkdir()
+    target = tmp_path / where
+    env = clean_env(**emu.env("yandex"))
+    result = run("yandex", "login", "--emulator", emu.base_url, "-O", str(target), env=env)
+    assert result.returncode == 2, result.stderr
+    assert "enter the code" not in result.stderr, "it failed before the login began"
+    assert f"cannot write {target}" in result.stderr
+    assert reason in result.stderr
+    assert "network" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_yandex_login_force_replaces_a_file_and_makes_it_private(emu, tmp_path):
+    target = tmp_path / "y.env"
+    target.write_text("OLD=1\n" * 100)
+    target.chmod(0o644)
+    env = clean_env(**emu.env("yandex"))
+    args = ("yandex", "login", "--emulator", emu.base_url, "-O", str(target), "--force")
+    result = run(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert "OLD=1" not in target.read_text()
+    assert target.read_text().startswith("YANDEX_COURIER_TOKEN=")
+
+
+# -- one exit-code rule, CLI wording, one line (F.23, F.24) -------------------------------
+
+#: Words of the Python API that a command-line user cannot act on.
+API_WORDING = (
+    "allow_non_loopback",
+    "delivery_auth.",
+    "next call",
+    "client_id",
+    "client_secret",
+    "token_url",
+    "api_url",
+    "oauth_url",
+    "allowed_hosts",
+    "token_params",
+    "device_login",
+    "authorize_url",
+    "max_retry_after",
+    "from_env",
+    "refresh_token=",
+    'method="oauth2"',
+    "(...)",
+    "WARNING",
+)
+
+
+# id: (arguments, environment, exit code, what stderr must say, emulator set-up)
+BAD_INPUT: dict[str, tuple[list[str], dict[str, str], int, str, str | None]] = {
+    # 2: usage or configuration
+    "http-token-url": (
+        ["check", "dhl", "--token-url", "http://example.com/auth/v4/accesstoken"],
+        creds("dhl"),
+        2,
+        "--token-url",
+        None,
+    ),
+    "http-api-url-tracker": (
+        ["check", "tracker", "--api-url", "http://example.com/graphql"],
+        creds("tracker"),
+        2,
+        "--api-url",
+        None,
+    ),
+    "http-api-url-yandex": (
+        ["check", "yandex", "--api-url", "http://example.com"],
+        creds("yandex"),
+        2,
+        "--api-url",
+        None,
+    ),
+    "http-oauth-url": (
+        ["yandex", "login", "--oauth-url", "http://example.com", "-O", "{tmp}/y.env"],
+        creds("yandex"),
+        2,
+        "--oauth-url",
+        None,
+    ),
+    "http-emulator": (
+        ["token", "bringg", "--emulator", "http://example.com"],
+        creds("bringg"),
+        2,
+        "--emulator",
+        None,
+    ),
+    "not-a-url": (
+        ["check", "tracker", "--api-url", "graphql"],
+        creds("tracker"),
+        2,
+        "--api-url",
+        None,
+    ),
+    "empty-url": (
+        ["check", "dhl", "--token-url", ""],
+        creds("dhl"),
+        2,
+        "--token-url is empty",
+        None,
+    ),
+    "foreign-api-host": (
+        ["check", "tracker", "--api-url", "https://example.com/graphql"],
+        creds("tracker"),
+        2,
+        "example.com",
+        None,
+    ),
+    "token-with-scheme": (
+        ["check", "yandex", "--emulator", "{emu}"],
+        {"YANDEX_COURIER_TOKEN": "OAuth abc"},
+        2,
+        "YANDEX_COURIER_TOKEN",
+        None,
+    ),
+    "bad-option-value": (
+        ["check", "dhl", "--emulator", "{emu}", "-o", "timeout=-1"],
+        creds("dhl"),
+        2,
+        "timeout",
+        None,
+    ),
+    "invalid-variable": (
+        ["check", "bringg", "--emulator", "{emu}"],
+        creds("bringg", BRINGG_TTL="soon"),
+        2,
+        "BRINGG_TTL must be a positive whole number",
+        None,
+    ),
+    "emulate-non-loopback": (
+        ["emulate", "--host", "0.0.0.0"],
+        {},
+        2,
+        "--i-know-this-is-a-test-double",
+        None,
+    ),
+    "emulate-port-taken": (["emulate", "--port", "{busy}"], {}, 2, "--port", None),
+    # 1: the remote side failed
+    "dhl-secret-rejected": (
+        ["check", "dhl", "--emulator", "{emu}"],
+        creds("dhl", DHL_ECOMMERCE_CLIENT_SECRET=USER_SECRET),
+        1,
+        "DHL_ECOMMERCE_CLIENT_SECRET",
+        None,
+    ),
+    "tracker-secret-rejected": (
+        ["check", "tracker", "-o", "method=oauth2", "--emulator", "{emu}"],
+        creds("tracker", DELIVERY_TRACKER_CLIENT_SECRET=USER_SECRET),
+        1,
+        "DELIVERY_TRACKER_CLIENT_SECRET",
+        None,
+    ),
+    "tracker-api-key-rejected": (
+        ["check", "tracker", "--emulator", "{emu}"],
+        creds("tracker", DELIVERY_TRACKER_CLIENT_SECRET=USER_SECRET),
+        1,
+        "-o method=oauth2",
+        None,
+    ),
+    "yandex-token-rejected": (
+        ["check", "yandex", "--emulator", "{emu}"],
+        {"YANDEX_COURIER_TOKEN": "not-a-token"},
+        1,
+        "delivery-auth yandex login",
+        None,
+    ),
+    "yandex-refresh-token-rejected": (
+        ["token", "yandex", "--emulator", "{emu}"],
+        creds("yandex", YANDEX_REFRESH_TOKEN="not-a-refresh-token"),
+        1,
+        "delivery-auth yandex login",
+        None,
+    ),
+    "yandex-client-rejected": (
+        ["check", "yandex", "--emulator", "{emu}"],
+        creds("yandex", YANDEX_COURIER_TOKEN="not-a-token", YANDEX_CLIENT_SECRET=USER_SECRET),
+        1,
+        "YANDEX_CLIENT_SECRET",
+        None,
+    ),
+    "unreachable": (
+        ["check", "dhl", "--emulator", "{dead}", "-o", "timeout=2"],
+        creds("dhl"),
+        1,
+        "Could not reach",
+        None,
+    ),
+    "rate-limited": (
+        ["check", "dhl", "--emulator", "{emu}"],
+        creds("dhl"),
+        1,
+        "answered HTTP 429 3 times",
+        "rate_limit:0",
+    ),
+    "retry-after-too-long": (
+        ["check", "bringg", "--emulator", "{emu}"],
+        creds("bringg"),
+        1,
+        "999 s",
+        "rate_limit:999",
+    ),
+    "not-a-token-endpoint": (
+        ["check", "dhl", "--token-url", "{emu}/nowhere"],
+        creds("dhl"),
+        1,
+        "--token-url",
+        None,
+    ),
+    "login-denied": (
+        ["yandex", "login", "--emulator", "{emu}", "-O", "{tmp}/y.env"],
+        creds("yandex"),
+        1,
+        "delivery-auth yandex login",
+        "deny",
+    ),
+    "login-unknown-client": (
+        ["yandex", "login", "--emulator", "{emu}", "--client-id", "nobody", "-O", "{tmp}/y.env"],
+        creds("yandex"),
+        1,
+        "--client-id",
+        None,
+    ),
+}
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_exit_code_and_cli_wording(emu, tmp_path, closed_port, busy_port, case):
+    arguments, env, code, says, setup = BAD_INPUT[case]
+    fill = {
+        "emu": emu.base_url,
+        "dead": f"http://127.0.0.1:{closed_port}",
+        "tmp": str(tmp_path),
+        "busy": str(busy_port),
+    }
+    argv = [argument.format(**fill) for argument in arguments]
+    provider = argv[1] if argv[0] in ("check", "token") else "yandex"
+    if setup == "deny":
+        emu.configure_device_flow(pending_polls=0, outcome="deny")
+    elif setup:
+        kind, _, retry_after = setup.partition(":")
+        emu.inject_fault(provider, kind, times=3, retry_after=float(retry_after))
+    try:
+        result = run(*argv, env=clean_env(**env))
+    finally:
+        emu.configure_device_flow(outcome="approve")
+        emu.clear_faults()
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    if "enter the code" in result.stderr:  # a login shows its code first, then the error
+        lines = lines[-1:]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("delivery-auth: error: ")
+    assert says in lines[0]
+    for words in API_WORDING:
+        assert words not in result.stderr, f"{words!r} in: {result.stderr}"
+    assert "Traceback" not in result.stderr
+    assert_no_secret(result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize("command", [[], ["token"], ["check"], ["yandex", "login"], ["emulate"]])
+def test_help_states_the_exit_codes(command):
+    result = run(*command, "--help")
+    assert "exit codes:" in result.stdout
+    assert "2  usage or configuration" in result.stdout
+    assert "1  the remote side failed" in result.stdout
+
+
+def test_bad_input_in_process(emu, tmp_path, closed_port, busy_port, capsys, monkeypatch):
+    """The same table through main() in this process (the code paths, for coverage)."""
+    fill = {
+        "emu": emu.base_url,
+        "dead": f"http://127.0.0.1:{closed_port}",
+        "tmp": str(tmp_path),
+        "busy": str(busy_port),
+    }
+    for case, (arguments, env, code, says, setup) in BAD_INPUT.items():
+        if setup or case == "unreachable":  # faults and back-off: the subprocess test has them
+            continue
+        with monkeypatch.context() as patch:
+            for name in PROVIDER_VARS:
+                patch.delenv(name, raising=False)
+            for name, value in env.items():
+                patch.setenv(name, value)
+            assert cli.main([a.format(**fill) for a in arguments]) == code, case
+        err = capsys.readouterr().err
+        assert says in err, case
+        assert "WARNING" not in err, case
+
+
+def test_local_file_errors_are_not_network_failures(capsys):
+    from delivery_auth._cli_report import exit_code, report
+
+    missing = FileNotFoundError(2, "No such file or directory", "/missing/y.env")
+    report(missing, False, str)
+    assert exit_code(missing) == 2
+    network = requests.ConnectionError("refused")
+    report(network, False, str)
+    assert exit_code(network) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "delivery-auth: error: cannot use /missing/y.env: No such file or directory",
+        "delivery-auth: error: network failure (ConnectionError); check the URL and the connection",
+    ]

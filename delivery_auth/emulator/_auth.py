@@ -32,8 +32,8 @@ def build_auth(emu: Emulator, provider: str, options: dict[str, Any]) -> Any:
     return cls(client_id, client_secret, **options)
 
 
-def environment(emu: Emulator, provider: str) -> dict[str, str]:
-    """The variables ``from_env()`` reads, set to the emulator's test credentials."""
+def environment(provider: str) -> dict[str, str]:
+    """The variables ``from_env()`` reads, set to the emulator's public test credentials."""
     known = CREDENTIALS[provider]
     if provider == "tracker":
         return {

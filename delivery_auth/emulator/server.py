@@ -273,7 +273,7 @@ class Emulator:
         """Environment variables that make ``from_env()`` and the CLI use this emulator."""
         from ._auth import environment
 
-        return environment(self, check_provider(provider))
+        return environment(check_provider(provider))
 
     # -- knobs -------------------------------------------------------------------------
 

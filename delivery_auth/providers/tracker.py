@@ -239,6 +239,7 @@ class DeliveryTrackerAuth(ClientCredentialsAuth):
             'before 2024-05-13 cannot be used as API keys: use method="oauth2" with them, '
             "or create new credentials in the Delivery Tracker console.",
             status_code,
+            extra={"credentials_rejected": True},  # the CLI reports it as its error
         )
 
     def _identity(self) -> tuple[object, ...]:

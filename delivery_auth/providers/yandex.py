@@ -293,6 +293,7 @@ class YandexCourierAuth(DeliveryAuth):
             "as it is. %s",
             status_code,
             _NEW_TOKEN_HOWTO,
+            extra={"credentials_rejected": True},  # the CLI reports it as its error
         )
 
     def _identity(self) -> tuple[object, ...]:

@@ -21,6 +21,7 @@ from delivery_auth import MemoryTokenCache, Token
 from delivery_auth.cache.file import FileTokenCache
 from delivery_auth.cache.redis import RedisTokenCache
 from delivery_auth.emulator import CREDENTIALS
+from delivery_auth.emulator._auth import environment
 
 from .conftest import MakeAuth, assert_no_secrets
 from .harness import CLIENT_CREDENTIALS, PROVIDERS, Canned, Rig, call_api
@@ -29,9 +30,13 @@ from .harness import CLIENT_CREDENTIALS, PROVIDERS, Canned, Rig, call_api
 
 
 def _env() -> dict[str, str]:
-    """A clean environment: no provider variables, so only --emulator credentials apply."""
+    """A clean environment with only the emulator's test credentials (--emulator supplies
+    endpoints, never credentials)."""
     keep = ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "SYSTEMROOT", "TMPDIR")
-    return {name: os.environ[name] for name in keep if name in os.environ}
+    env = {name: os.environ[name] for name in keep if name in os.environ}
+    for provider in CREDENTIALS:
+        env.update(environment(provider))
+    return env
 
 
 def _run_all(commands: list[list[str]]) -> list[subprocess.CompletedProcess[str]]:
