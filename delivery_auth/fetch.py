@@ -13,17 +13,20 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, NoReturn
+from urllib.parse import quote_plus
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
 from .errors import (
+    ConfigurationError,
     DeliveryAuthError,
     InvalidClientError,
     TokenEndpointUnavailableError,
@@ -92,6 +95,29 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _client_secret_basic(
+    client: Any, method: str, uri: str, headers: MutableMapping[str, str], body: str
+) -> tuple[str, MutableMapping[str, str], str]:
+    """HTTP Basic client authentication as RFC 6749 §2.3.1 defines it.
+
+    The client id and the secret are each form-encoded (UTF-8, then
+    ``application/x-www-form-urlencoded``), joined with ``:`` and base64-encoded.
+    Authlib's own version skips the form-encoding and encodes Latin-1, so servers that
+    follow the RFC reject ids or secrets holding ``+``, ``%`` or ``:``.
+    """
+    pair = f"{quote_plus(client.client_id)}:{quote_plus(client.client_secret)}"
+    headers["Authorization"] = "Basic " + base64.b64encode(pair.encode("ascii")).decode("ascii")
+    return uri, headers, body
+
+
 def _normalise_scope(scope: str | Sequence[str] | None) -> str | None:
     if scope is None:
         return None
@@ -126,6 +152,12 @@ class TokenFetcher:
         for name, value in (("client_id", client_id), ("client_secret", client_secret)):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} must be a non-empty string")
+            if not _encodable(value):  # checked outside an except: no error carries the value
+                raise ConfigurationError(
+                    f"{name} cannot be encoded as UTF-8: it holds a lone surrogate "
+                    "character, typically from text decoded with errors='surrogateescape'. "
+                    f"Check how {name} is read (file encoding, environment)."
+                )
         if token_endpoint_auth_method not in AUTH_METHODS:
             raise ValueError(
                 f"token_endpoint_auth_method must be one of {AUTH_METHODS}, "
@@ -156,6 +188,8 @@ class TokenFetcher:
             client_secret=self._client_secret,
             token_endpoint_auth_method=self.auth_method,
         )
+        # Authlib's extension point: our RFC 6749 encoding replaces its client_secret_basic.
+        session.register_client_auth_method(("client_secret_basic", _client_secret_basic))
         session.register_compliance_hook("access_token_response", self._inspect)
         session.register_compliance_hook("refresh_token_response", self._inspect)
         return session
