@@ -25,6 +25,7 @@ from urllib.parse import quote_plus
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
+from .deadline import DeadlineAdapter
 from .errors import (
     ConfigurationError,
     DeliveryAuthError,
@@ -188,6 +189,10 @@ class TokenFetcher:
             client_secret=self._client_secret,
             token_endpoint_auth_method=self.auth_method,
         )
+        # ``timeout`` bounds each whole attempt: a read timeout alone restarts on every
+        # byte, and every caller (and any shared-cache lock lease) waits on this request.
+        for prefix in ("https://", "http://"):
+            session.mount(prefix, DeadlineAdapter())
         # Authlib's extension point: our RFC 6749 encoding replaces its client_secret_basic.
         session.register_client_auth_method(("client_secret_basic", _client_secret_basic))
         session.register_compliance_hook("access_token_response", self._inspect)
@@ -250,12 +255,15 @@ class TokenFetcher:
                     token_url=self.token_url,
                 ) from None
             except _TRANSIENT_EXCEPTIONS as exc:
-                reason = type(exc).__name__
                 retry_after = None
+                within = ""
+                if isinstance(exc, requests.Timeout):  # ``timeout`` bounds each whole attempt
+                    within = f": no complete answer within timeout={self.timeout:g} s"
+                reason = f"{type(exc).__name__}{within}"
                 if attempt == attempts:
                     raise TokenEndpointUnavailableError(
-                        f"Could not reach the token endpoint {self.token_url} "
-                        f"({reason}, {attempts} attempts). Check the network and the "
+                        f"Could not reach the token endpoint {self.token_url}{within} "
+                        f"({type(exc).__name__}, {attempts} attempts). Check the network and the "
                         "token_url; the request will be tried again on the next call.",
                         token_url=self.token_url,
                     ) from None
