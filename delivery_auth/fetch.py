@@ -168,6 +168,9 @@ class TokenFetcher:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.client_id = client_id
         self._client_secret = client_secret
+        # As given, and as client_secret_basic sends it (a server may echo either).
+        forms = {client_secret, quote_plus(client_secret)}
+        self._secret_forms = sorted(forms, key=len, reverse=True)
         self.scope = _normalise_scope(scope)
         self.auth_method = token_endpoint_auth_method
         self.params: dict[str, str] = {}
@@ -316,7 +319,8 @@ class TokenFetcher:
         """Server-provided text, shortened and with our secret blanked out, or ``None``."""
         if not isinstance(text, str) or not text:
             return None
-        text = text.replace(self._client_secret, "***")
+        for form in self._secret_forms:
+            text = text.replace(form, "***")
         return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
     def _inspect(self, response: requests.Response) -> NoReturn:

@@ -14,13 +14,18 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 import pytest
 from conftest import FAST_BACKOFF, call
 from loopback import LoopbackServer
 
-from delivery_auth import ClientCredentialsAuth, ConfigurationError, DeliveryAuthError
+from delivery_auth import (
+    ClientCredentialsAuth,
+    ConfigurationError,
+    DeliveryAuthError,
+    InvalidClientError,
+)
 
 
 class RFCBasicTokenServer(ThreadingHTTPServer):
@@ -52,7 +57,11 @@ class _Handler(BaseHTTPRequestHandler):
         if decoded == self.server.credentials:
             status, payload = 200, {"access_token": "tok-rfc", "token_type": "Bearer"}
         else:
-            status, payload = 401, {"error": "invalid_client"}
+            # Like a careless server: quotes the password part as it arrived, undecoded.
+            raw = base64.b64decode(self.headers.get("Authorization", "Basic ")[6:] or b"")
+            echoed = raw.decode("utf-8", "replace").partition(":")[2]
+            status = 401
+            payload = {"error": "invalid_client", "error_description": f"bad secret {echoed}"}
         body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -129,6 +138,26 @@ def test_client_secret_basic_through_a_client(
         server.state.valid.add("tok-rfc")
         assert call(client, auth, "GET", server.url()).status == 200
     assert server.state.api_requests[0].headers["Authorization"] == "Bearer tok-rfc"
+
+
+@pytest.mark.parametrize("rfc_server", [("client-123", "other")], indirect=True, ids=repr)
+def test_a_rejection_never_echoes_the_secret_in_either_form(
+    rfc_server: RFCBasicTokenServer,
+) -> None:
+    secret = "wrong+secret/пароль"
+    with ClientCredentialsAuth(
+        rfc_server.token_url,
+        "client-123",
+        secret,
+        token_endpoint_auth_method="client_secret_basic",
+        backoff=FAST_BACKOFF,
+    ) as auth:
+        with pytest.raises(InvalidClientError) as info:
+            auth.get_token()
+    assert "bad secret ***" in str(info.value)
+    for text in (str(info.value), repr(info.value), str(info.value.description)):
+        assert secret not in text
+        assert quote_plus(secret) not in text
 
 
 SURROGATE_SECRET = "s3cr3t-\udcff-tail"  # e.g. a secret read with errors="surrogateescape"
