@@ -134,7 +134,9 @@ class TokenFetcher:
     """Requests tokens from one token endpoint with one set of client credentials.
 
     Not shared between threads on its own: the engine calls it from one flight at a
-    time. ``params`` are sent on every token request, refreshes included.
+    time. ``params`` are sent on every token request, refreshes included. ``timeout``
+    bounds each whole attempt (connecting, sending, headers and body), however slowly
+    the server answers.
     """
 
     def __init__(
