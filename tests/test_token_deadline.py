@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -32,7 +32,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from loopback import CLIENT_ID, CLIENT_SECRET, LoopbackServer
 
-from delivery_auth import BackoffPolicy, ClientCredentialsAuth, TokenEndpointUnavailableError
+from delivery_auth import (
+    BackoffPolicy,
+    ClientCredentialsAuth,
+    TokenEndpointUnavailableError,
+    deadline,
+)
 from delivery_auth.fetch import TokenFetcher
 
 DRIP_FOR = 60.0  # seconds a dripping server keeps going when nobody hangs up
@@ -42,8 +47,9 @@ DRIP_EVERY = 0.2
 class DripServer:
     """A token endpoint that sends a few bytes every 0.2 s for up to 60 s.
 
-    ``where="headers"`` drips an endless header line; ``where="body"`` sends complete
-    headers announcing a large body and drips the body. It stops at once when the
+    ``where="headers"`` drips an endless header line, ``"header-lines"`` one complete
+    header line at a time; ``where="body"`` sends complete headers announcing a large
+    body and drips the body. It stops at once when the
     client hangs up and counts the hang-ups.
     """
 
@@ -140,9 +146,12 @@ class DripServer:
                 conn.sendall(self.first)
                 if not self._read_request(conn):  # the next request on the kept-alive connection
                     return
-            if self.where == "headers":
+            if self.where == "headers":  # one endless header line
                 head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Drip: "
                 drop = b"a"
+            elif self.where == "header-lines":  # complete header lines, one at a time
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                drop = b"X-Drip: a\r\n"
             else:
                 head = (
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -167,6 +176,36 @@ class DripServer:
             with self.changed:
                 self.hang_ups += 1
                 self.changed.notify_all()
+
+
+def fails_within(
+    budget: float, server: DripServer, attempts: int, action: Callable[[], object]
+) -> BaseException:
+    """Run ``action`` in a thread and return what it raised.
+
+    Fails if it is still running after ``budget`` seconds (generous: without a deadline
+    every attempt lasts DRIP_FOR), or if the server did not see ``attempts`` hang-ups.
+    """
+    outcome: list[BaseException] = []
+
+    def runner() -> None:
+        try:
+            action()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=runner)
+    thread.start()
+    thread.join(budget)
+    ended_in_time = not thread.is_alive()
+    # The client cut every attempt's connection (counted before the server stops).
+    hung_up = ended_in_time and server.wait_for_hang_ups(attempts)
+    server.stop()  # without the fix, this is what finally ends the call
+    thread.join()
+    assert ended_in_time, "the token request outlived its timeout"
+    assert hung_up
+    assert len(outcome) == 1
+    return outcome[0]
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +246,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     ("where", "client", "tls"),
     [
         ("headers", "requests", False),
+        ("header-lines", "requests", False),
         ("body", "requests", False),
         ("headers", "httpx-async", False),
         ("body", "httpx-async", False),
@@ -235,28 +275,13 @@ def test_a_dripping_token_endpoint_is_cut_at_the_timeout(
             timeout=timeout,
             backoff=BackoffPolicy(attempts=attempts, base_delay=0.001, max_delay=0.01),
         )
-        outcome: list[BaseException] = []
-
-        def caller() -> None:
-            try:
-                call(client, auth, "GET", server.token_url.replace("/token", "/api"))
-            except BaseException as exc:
-                outcome.append(exc)
-
-        thread = threading.Thread(target=caller)
-        thread.start()
-        # Generous: without a deadline each attempt lasts DRIP_FOR (60 s).
-        thread.join(timeout * attempts + 20)
-        ended_in_time = not thread.is_alive()
-        # The client cut every attempt's connection (counted before the server stops).
-        hung_up = ended_in_time and server.wait_for_hang_ups(attempts)
-        server.stop()  # without the fix, this is what finally ends the call
-        thread.join()
-        auth.close()
-        assert ended_in_time, "the token request outlived its timeout"
-        assert hung_up
-        assert len(outcome) == 1
-        error = outcome[0]
+        api = server.token_url.replace("/token", "/api")
+        try:
+            error = fails_within(
+                timeout * attempts + 20, server, attempts, lambda: call(client, auth, "GET", api)
+            )
+        finally:
+            auth.close()
         assert isinstance(error, TokenEndpointUnavailableError), repr(error)
         assert "within timeout=0.5 s" in str(error)
         assert f"{attempts} attempts" in str(error)
@@ -278,29 +303,59 @@ def test_a_kept_alive_connection_is_cut_too() -> None:
             timeout=0.5,
             backoff=BackoffPolicy(attempts=1),
         )
-        outcome: list[BaseException] = []
 
-        def caller() -> None:
-            try:
-                assert fetcher.fetch().access_token == "first"
-                fetcher.fetch()
-            except BaseException as exc:
-                outcome.append(exc)
+        def fetch_twice() -> None:
+            assert fetcher.fetch().access_token == "first"
+            fetcher.fetch()
 
-        thread = threading.Thread(target=caller)
-        thread.start()
-        thread.join(0.5 * 2 + 20)  # generous: without a deadline the drip lasts 60 s
-        ended_in_time = not thread.is_alive()
-        hung_up = ended_in_time and server.wait_for_hang_ups(1)
-        server.stop()
-        thread.join()
-        fetcher.close()
-        assert ended_in_time, "the token request outlived its timeout"
-        assert hung_up
-        assert len(outcome) == 1
-        assert isinstance(outcome[0], TokenEndpointUnavailableError), repr(outcome[0])
-        assert "within timeout=0.5 s" in str(outcome[0])
+        try:
+            error = fails_within(0.5 + 20, server, 1, fetch_twice)
+        finally:
+            fetcher.close()
+        assert isinstance(error, TokenEndpointUnavailableError), repr(error)
+        assert "within timeout=0.5 s" in str(error)
         assert server.connections == 1  # both requests went over one connection
+
+
+@pytest.mark.parametrize(
+    ("scheme", "where"),
+    [
+        ("http", "body"),  # the proxy forwards the request and drips the answer
+        ("https", "headers"),  # the proxy drips its answer to CONNECT
+    ],
+)
+def test_a_token_request_through_a_proxy_is_cut_too(
+    scheme: str, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("no_proxy", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    with DripServer(where) as proxy:
+        proxy_url = proxy.token_url.removesuffix("/token")
+        monkeypatch.setenv(f"{scheme}_proxy", proxy_url)
+        # Nothing listens on port 9: only the proxy is ever reached.
+        fetcher = TokenFetcher(
+            f"{scheme}://127.0.0.1:9/token",
+            CLIENT_ID,
+            CLIENT_SECRET,
+            timeout=0.5,
+            backoff=BackoffPolicy(attempts=1),
+        )
+        try:
+            error = fails_within(0.5 + 20, proxy, 1, fetcher.fetch)
+        finally:
+            fetcher.close()
+        assert isinstance(error, TokenEndpointUnavailableError), repr(error)
+        assert "within timeout=0.5 s" in str(error)
+        assert proxy.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("timeout", "budget"),
+    [(0.5, 0.5), (3, 3.0), ((1, 2.5), 3.5), (None, None), ((1, None), None), (True, None)],
+)
+def test_the_budget_follows_requests_timeout_forms(timeout: object, budget: float | None) -> None:
+    assert deadline._total(timeout) == budget
 
 
 @pytest.fixture
