@@ -13,17 +13,21 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, NoReturn
+from urllib.parse import quote_plus
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
+from .deadline import DeadlineAdapter
 from .errors import (
+    ConfigurationError,
     DeliveryAuthError,
     InvalidClientError,
     TokenEndpointUnavailableError,
@@ -92,6 +96,29 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _client_secret_basic(
+    client: Any, method: str, uri: str, headers: MutableMapping[str, str], body: str
+) -> tuple[str, MutableMapping[str, str], str]:
+    """HTTP Basic client authentication as RFC 6749 §2.3.1 defines it.
+
+    The client id and the secret are each form-encoded (UTF-8, then
+    ``application/x-www-form-urlencoded``), joined with ``:`` and base64-encoded.
+    Authlib's own version skips the form-encoding and encodes Latin-1, so servers that
+    follow the RFC reject ids or secrets holding ``+``, ``%`` or ``:``.
+    """
+    pair = f"{quote_plus(client.client_id)}:{quote_plus(client.client_secret)}"
+    headers["Authorization"] = "Basic " + base64.b64encode(pair.encode("ascii")).decode("ascii")
+    return uri, headers, body
+
+
 def _normalise_scope(scope: str | Sequence[str] | None) -> str | None:
     if scope is None:
         return None
@@ -107,7 +134,9 @@ class TokenFetcher:
     """Requests tokens from one token endpoint with one set of client credentials.
 
     Not shared between threads on its own: the engine calls it from one flight at a
-    time. ``params`` are sent on every token request, refreshes included.
+    time. ``params`` are sent on every token request, refreshes included. ``timeout``
+    bounds each whole attempt (connecting, sending, headers and body), however slowly
+    the server answers.
     """
 
     def __init__(
@@ -126,6 +155,12 @@ class TokenFetcher:
         for name, value in (("client_id", client_id), ("client_secret", client_secret)):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} must be a non-empty string")
+            if not _encodable(value):  # checked outside an except: no error carries the value
+                raise ConfigurationError(
+                    f"{name} cannot be encoded as UTF-8: it holds a lone surrogate "
+                    "character, typically from text decoded with errors='surrogateescape'. "
+                    f"Check how {name} is read (file encoding, environment)."
+                )
         if token_endpoint_auth_method not in AUTH_METHODS:
             raise ValueError(
                 f"token_endpoint_auth_method must be one of {AUTH_METHODS}, "
@@ -135,6 +170,9 @@ class TokenFetcher:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.client_id = client_id
         self._client_secret = client_secret
+        # As given, and as client_secret_basic sends it (a server may echo either).
+        forms = {client_secret, quote_plus(client_secret)}
+        self._secret_forms = sorted(forms, key=len, reverse=True)
         self.scope = _normalise_scope(scope)
         self.auth_method = token_endpoint_auth_method
         self.params: dict[str, str] = {}
@@ -156,6 +194,12 @@ class TokenFetcher:
             client_secret=self._client_secret,
             token_endpoint_auth_method=self.auth_method,
         )
+        # ``timeout`` bounds each whole attempt: a read timeout alone restarts on every
+        # byte, and every caller (and any shared-cache lock lease) waits on this request.
+        for prefix in ("https://", "http://"):
+            session.mount(prefix, DeadlineAdapter())
+        # Authlib's extension point: our RFC 6749 encoding replaces its client_secret_basic.
+        session.register_client_auth_method(("client_secret_basic", _client_secret_basic))
         session.register_compliance_hook("access_token_response", self._inspect)
         session.register_compliance_hook("refresh_token_response", self._inspect)
         return session
@@ -216,12 +260,15 @@ class TokenFetcher:
                     token_url=self.token_url,
                 ) from None
             except _TRANSIENT_EXCEPTIONS as exc:
-                reason = type(exc).__name__
                 retry_after = None
+                within = ""
+                if isinstance(exc, requests.Timeout):  # ``timeout`` bounds each whole attempt
+                    within = f": no complete answer within timeout={self.timeout:g} s"
+                reason = f"{type(exc).__name__}{within}"
                 if attempt == attempts:
                     raise TokenEndpointUnavailableError(
-                        f"Could not reach the token endpoint {self.token_url} "
-                        f"({reason}, {attempts} attempts). Check the network and the "
+                        f"Could not reach the token endpoint {self.token_url}{within} "
+                        f"({type(exc).__name__}, {attempts} attempts). Check the network and the "
                         "token_url; the request will be tried again on the next call.",
                         token_url=self.token_url,
                     ) from None
@@ -274,7 +321,8 @@ class TokenFetcher:
         """Server-provided text, shortened and with our secret blanked out, or ``None``."""
         if not isinstance(text, str) or not text:
             return None
-        text = text.replace(self._client_secret, "***")
+        for form in self._secret_forms:
+            text = text.replace(form, "***")
         return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
     def _inspect(self, response: requests.Response) -> NoReturn:

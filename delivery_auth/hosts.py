@@ -4,6 +4,9 @@ A token is attached only over https or to a loopback host, only to hosts that
 ``allowed_hosts`` admits, and a failed request is retried only against the origin
 it was authorised for.
 
+Host names are compared in their ASCII (IDNA) form, the form requests, httpx and httpx2
+put on the wire: ``bücher.example`` in ``allowed_hosts`` admits ``xn--bcher-kva.example``.
+
 Example::
 
     policy = HostPolicy(["api.example.com", "*.bringg.com", "127.0.0.0/8"])
@@ -15,9 +18,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-from .errors import DisallowedHostError, InsecureTransportError
+import idna
+
+from .errors import ConfigurationError, DisallowedHostError, InsecureTransportError
 
 __all__ = ["LOOPBACK_HOSTS", "HostPolicy", "is_loopback", "origin_of"]
 
@@ -30,9 +35,37 @@ _ORIGIN_CACHE_LIMIT = 512
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def ascii_host(host: str) -> str:
+    """``host`` in the ASCII form the HTTP clients send (IDNA 2008 with UTS #46 mapping).
+
+    ASCII names are returned as they are. Raises :class:`idna.IDNAError` (a
+    ``UnicodeError``, so a ``ValueError``) for a name that has no IDNA form.
+
+    Example::
+
+        ascii_host("bücher.example")  # 'xn--bcher-kva.example'
+    """
+    if host.isascii():
+        return host
+    # requests encodes hosts with idna.encode(host, uts46=True) and httpx with the same
+    # package, so this is the name they put on the wire.
+    return idna.encode(host, uts46=True).decode("ascii")
+
+
+def _parse(url: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError:  # its message may quote the netloc, user info included
+        raise ValueError(
+            f"{_safe_url(url)!r} is not a valid URL; pass a URL such as "
+            "'https://api.example.com/path'."
+        ) from None
+
+
 def _split(url: str) -> tuple[str, str, int]:
-    """Return (scheme, host, port) of an absolute URL, host lower-cased without brackets."""
-    parts = urlsplit(url)
+    """Return (scheme, host, port) of an absolute URL, host lower-cased, in ASCII (IDNA)
+    form, without brackets."""
+    parts = _parse(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").rstrip(".")
     if not host or scheme not in _DEFAULT_PORTS:
@@ -42,16 +75,33 @@ def _split(url: str) -> tuple[str, str, int]:
         )
     try:
         port = parts.port or _DEFAULT_PORTS[scheme]
-    except ValueError as exc:
-        raise ValueError(f"{_safe_url(url)!r} has an invalid port: {exc}") from None
+    except ValueError:  # the port text may be part of a password ("user:pw/x@host")
+        raise ValueError(
+            f"{_safe_url(url)!r} has an invalid port: write it as digits from 1 to 65535."
+        ) from None
+    try:
+        host = ascii_host(host)
+    except UnicodeError:
+        raise ValueError(
+            f"{_safe_url(url)!r} has a host name that is not a valid internationalised "
+            "domain name (IDNA)."
+        ) from None
     return scheme, host, port
 
 
 def _safe_url(url: str) -> str:
-    """The URL without user info or query string, fit for an error message."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    return f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else url.split("?")[0]
+    """The URL without user info, query string or fragment, fit for an error message.
+
+    Works on the raw text, so that a malformed URL (a password holding ``/``, ``?`` or
+    ``#``) cannot leak part of its user info: everything up to the last ``@`` after the
+    scheme is blanked out.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url.split("?")[0].split("#")[0].rpartition("@")[2]
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    return f"{scheme}://{rest.split('?')[0].split('#')[0]}"
 
 
 def origin_of(url: str) -> str:
@@ -115,7 +165,7 @@ class HostPolicy:
                 )
             pattern = pattern.strip().lower().rstrip(".")
             if pattern.startswith("*."):
-                suffixes.append(pattern[1:])
+                suffixes.append("." + _ascii_pattern(pattern[2:], pattern))
                 continue
             try:
                 networks.append(ipaddress.ip_network(pattern.strip("[]"), strict=False))
@@ -127,7 +177,7 @@ class HostPolicy:
                     f"allowed_hosts entry {pattern!r} is not a host name, '*.suffix' "
                     "pattern, IP address or network; write e.g. 'api.example.com'."
                 )
-            exact.add(pattern)
+            exact.add(_ascii_pattern(pattern, pattern))
         self.patterns = patterns
         self._exact = frozenset(exact)
         self._suffixes = tuple(suffixes)
@@ -138,6 +188,10 @@ class HostPolicy:
         if self.patterns is None:
             return True
         host = host.strip("[]").rstrip(".").lower()
+        try:
+            host = ascii_host(host)
+        except UnicodeError:
+            return False
         if host in self._exact or host.endswith(self._suffixes):
             return True
         if self._networks:
@@ -176,7 +230,7 @@ class HostPolicy:
             )
         if not self.admits(host):
             raise DisallowedHostError(
-                f"Refusing to send credentials to {host!r}: it is not in allowed_hosts "
+                f"Refusing to send credentials to {_display(host)}: it is not in allowed_hosts "
                 f"{list(self.patterns or ())!r}. If this host is yours, add it with "
                 "allowed_hosts=[...]."
             )
@@ -207,10 +261,43 @@ class HostPolicy:
         return origin
 
 
+def _ascii_pattern(name: str, pattern: str) -> str:
+    try:
+        return ascii_host(name)
+    except UnicodeError as exc:
+        raise ValueError(
+            f"allowed_hosts entry {pattern!r} is not a valid internationalised host name "
+            f"(IDNA: {exc}); write it as the domain is registered, e.g. 'bücher.example'."
+        ) from None
+
+
+def _display(host: str) -> str:
+    """``host`` quoted, with its Unicode form when it is an IDNA name."""
+    if "xn--" in host:
+        try:
+            readable = idna.decode(host)
+        except UnicodeError:
+            readable = host
+        if readable != host:
+            return f"{host!r} ({readable})"
+    return repr(host)
+
+
 def check_endpoint_url(url: str, what: str) -> str:
-    """Validate a token or API endpoint URL given at construction; return it unchanged."""
+    """Validate a token or API endpoint URL given at construction; return it unchanged.
+
+    Refuses plain http to a host that is not loopback, and any user info
+    (``https://user:password@host/``): a password there would end up in logs, ``repr``
+    and error messages, so credentials go in their own parameters.
+    """
     if not isinstance(url, str) or not url:
         raise ValueError(f"{what} must be an https:// URL string, got {type(url).__name__}")
+    if "@" in _parse(url).netloc:
+        raise ConfigurationError(
+            f"{what} {_safe_url(url)!r} contains a user name or password (user:password@). "
+            "It would show in logs and error messages: remove it, and pass the client "
+            "credentials as client_id and client_secret (or other fields in token_params)."
+        )
     scheme, host, _port = _split(url)
     if scheme != "https" and not is_loopback(host):
         raise InsecureTransportError(
