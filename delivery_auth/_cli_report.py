@@ -97,6 +97,7 @@ def wording(command: str, provider: str, title: str) -> Callable[[str], str]:
         (r"the request will be tried again on the next call", "try again later"),
         (r"max_retry_after=(\S+ s)", r"the \1 delivery-auth waits at most"),
         (r"Check scope and token_params\.", "Check --token-url and the -o options."),
+        (r" \(or other fields in token_params\)", ""),
         (
             r"it is not in allowed_hosts \[[^\]]*\]\. If this host is yours, add it with "
             r"allowed_hosts=\[\.\.\.\]\.",
@@ -141,7 +142,10 @@ def check_url_flags(args: argparse.Namespace) -> None:
                 "(plain http is allowed only for loopback hosts such as 127.0.0.1)."
             ) from None
         except ValueError as exc:
-            raise UsageProblem(f"{flag}: {exc}") from None
+            message = str(exc)
+            raise UsageProblem(
+                message if message.startswith(flag) else f"{flag}: {message}"
+            ) from None
 
 
 def exit_code(exc: BaseException) -> int:

@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from .deadline import DeadlineAdapter
 from .errors import DeliveryAuthError, InvalidClientError, TokenRequestError
 from .fetch import TokenFetcher
 from .hosts import check_endpoint_url
@@ -109,12 +110,16 @@ def _request_device_code(
     oauth_url: str, form: dict[str, str], timeout: float
 ) -> tuple[str, DeviceCode]:
     url = f"{oauth_url}/device/code"
-    try:
-        response = requests.post(url, data=form, timeout=timeout, allow_redirects=False)
-    except requests.RequestException as exc:
-        raise DeliveryAuthError(
-            f"Could not reach {url} ({type(exc).__name__}). Check the network and oauth_url."
-        ) from None
+    # One deadline for the whole exchange, as for token requests: a read timeout alone
+    # restarts on every byte a slow server drips.
+    with requests.Session() as session:
+        session.mount(url, DeadlineAdapter())
+        try:
+            response = session.post(url, data=form, timeout=timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise DeliveryAuthError(
+                f"Could not reach {url} ({type(exc).__name__}). Check the network and oauth_url."
+            ) from None
     try:
         payload = json.loads(response.content)
     except (ValueError, RecursionError):

@@ -807,3 +807,25 @@ def test_local_file_errors_are_not_network_failures(capsys):
         "delivery-auth: error: cannot use /missing/y.env: No such file or directory",
         "delivery-auth: error: network failure (ConnectionError); check the URL and the connection",
     ]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["check", "tracker", "--api-url", "http://alice:pw-in-url@127.0.0.1:9/graphql"],
+        ["check", "dhl", "--token-url", "https://alice:pw-in-url@api.example.com/token"],
+        ["yandex", "login", "--oauth-url", "https://alice:pw-in-url@oauth.example.com"],
+    ],
+    ids=["api-url", "token-url", "oauth-url"],
+)
+def test_a_password_in_a_url_flag_is_a_usage_error_that_never_shows_it(arguments):
+    provider = arguments[1] if arguments[0] == "check" else "yandex"
+    result = run(*arguments, env=clean_env(**creds(provider)))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    flag = arguments[2] if arguments[0] == "check" else "--oauth-url"
+    assert lines[0].startswith(f"delivery-auth: error: {flag} '"), lines[0]
+    assert "contains a user name or password" in lines[0]
+    assert "pw-in-url" not in result.stderr + result.stdout
+    assert "token_params" not in result.stderr

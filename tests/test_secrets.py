@@ -90,7 +90,7 @@ def test_equality_by_value_without_exposing_the_secret() -> None:
 def test_http_libraries_do_not_log_headers_either(
     server: LoopbackServer, make_auth: MakeAuth, debug_log: pytest.LogCaptureFixture
 ) -> None:
-    logging.getLogger("urllib3").setLevel(logging.DEBUG)
+    debug_log.set_level(logging.DEBUG, logger="urllib3")  # restored after the test
     auth = make_auth(token_endpoint_auth_method="client_secret_basic")
     assert call("requests", auth, "GET", server.url()).status == 200
     assert call("httpx", auth, "GET", server.url()).status == 200

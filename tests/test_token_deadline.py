@@ -405,3 +405,28 @@ def test_the_deadline_leaks_no_thread_and_no_descriptor(token_server: LoopbackSe
     assert client_descriptors(port) == 0
     assert len(token_server.state.token_requests) == 21
     assert not [t for t in threading.enumerate() if t.name == "delivery-auth-deadline"]
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_dripping_device_code_endpoint_is_cut_at_the_timeout(where: str) -> None:
+    """Yandex's device login asks for a code before any token request: same deadline."""
+    from delivery_auth.errors import DeliveryAuthError
+    from delivery_auth.yandex import device_login
+
+    with DripServer(where) as server:
+        oauth_url = server.token_url.removesuffix("/token")
+        error = fails_within(
+            0.5 + 20,
+            server,
+            1,
+            lambda: device_login(
+                "0123456789abcdef0123456789abcdef",
+                "secret",
+                oauth_url=oauth_url,
+                timeout=0.5,
+                on_code=lambda code: None,
+            ),
+        )
+    assert isinstance(error, DeliveryAuthError), repr(error)
+    assert "Could not reach" in str(error)
+    assert "DeadlineExceeded" in str(error)
