@@ -107,10 +107,10 @@ class Call:
             if attempts[0].token == attempts[1].token:
                 return "resent with the token that was just refused"
         if not self.ok:
+            if verdicts[-1] not in REFUSED:
+                return "failed, and not because the test revoked its token or it aged"
             if len(attempts) == 1:
                 return "not retried after its token was refused"
-            if verdicts[-1] not in REFUSED:
-                return "its second token was refused for a reason the test did not cause"
         return None
 
 
