@@ -109,7 +109,7 @@ def test_a_killed_lock_holder_delays_the_others_only_until_its_lock_expires(
     fleet_factory: Callable[..., Fleet],
 ) -> None:
     fleet = fleet_factory(functools.partial(RedisTokenCache, url=redis_url))
-    lock = f"delivery_auth:lock:{key_for(server)}"
+    lock = RedisTokenCache(client)._lock_key(key_for(server))
     run_killed_holder(
         fleet,
         server,
