@@ -12,6 +12,7 @@ import httpx
 import httpx2
 import pytest
 import requests
+from hypothesis import HealthCheck, settings
 from loopback import CLIENT_ID, CLIENT_SECRET, LoopbackServer
 
 from delivery_auth import BackoffPolicy, ClientCredentialsAuth, DeliveryAuth
@@ -20,6 +21,14 @@ from delivery_auth import BackoffPolicy, ClientCredentialsAuth, DeliveryAuth
 # (-p no:delivery_auth in pyproject.toml) because it would import the package before
 # pytest-cov starts measuring; loading the same plugin from this conftest keeps coverage true.
 pytest_plugins = ["delivery_auth.pytest_plugin"]
+
+# Hypothesis' defaults fail a test whose example takes over 200 ms (deadline) or whose data
+# is slow to generate (too_slow): both measure the machine, not the code. Every @settings in
+# the suite inherits this profile (it is loaded before the test modules are imported).
+settings.register_profile(
+    "delivery-auth", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("delivery-auth")
 
 AuthT = TypeVar("AuthT", bound=DeliveryAuth)
 

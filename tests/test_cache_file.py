@@ -38,6 +38,9 @@ PROCESSES = multiprocessing.get_context("forkserver")
 PROCESSES.set_forkserver_preload(["test_cache_file"])
 NO_RETRY = BackoffPolicy(attempts=1, base_delay=0.0, max_delay=0.0)
 LOCK_GAVE_UP = "without getting it"
+#: Waits on worker processes that only a hang reaches (on a busy machine, starting eight
+#: workers takes tens of seconds).
+HANG = 120.0
 
 
 # -- processes ------------------------------------------------------------------------
@@ -77,7 +80,7 @@ def _worker(
     auth = ClientCredentialsAuth(
         token_url, CLIENT_ID, CLIENT_SECRET, cache=make_cache(), timeout=timeout, backoff=NO_RETRY
     )
-    start.wait(60)  # a Barrier (start together) or an Event (start on a signal)
+    start.wait(HANG)  # a Barrier (start together) or an Event (start on a signal)
     response = requests.get(api_url, auth=auth, timeout=30)
     header = response.request.headers.get("Authorization", "")
     results.put(
@@ -125,7 +128,7 @@ class Fleet:
         return started
 
     def outcomes(self, count: int) -> list[Outcome]:
-        got = [self.results.get(timeout=60) for _ in range(count)]
+        got = [self.results.get(timeout=HANG) for _ in range(count)]
         for process in self.processes:
             process.join(timeout=30)
         return got
@@ -165,21 +168,27 @@ def run_cold_start(fleet: Fleet, server: LoopbackServer, workers: int = 8) -> li
 
 
 def run_killed_holder(
-    fleet: Fleet, server: LoopbackServer, waiter_attempts: Callable[[], int] | None = None
+    fleet: Fleet,
+    server: LoopbackServer,
+    waiter_attempts: Callable[[], int] | None = None,
+    expire_lock: Callable[[], bool] | None = None,
 ) -> list[Outcome]:
     """A worker dies (SIGKILL) holding the cache lock mid-fetch; two others must go on.
 
     ``waiter_attempts`` counts lock attempts where the cache can tell (Redis): then the
     holder is killed only once both others are known to be waiting for its lock.
+    ``expire_lock`` ends the dead holder's lease where it is one (Redis) and says whether
+    there was one: the waiters' budgets then have all their time left for the one that
+    fetches, instead of the second one waiting only a second longer than the lease.
     """
     gate = threading.Event()
     server.state.token_gate = gate
     go = PROCESSES.Event()
-    waiters = fleet.start(2, go, timeout=2.0)  # warm, waiting for `go`
+    waiters = fleet.start(2, go)  # warm, waiting for `go`
     holder_go = PROCESSES.Event()
     holder_go.set()
-    (holder,) = fleet.start(1, holder_go, timeout=2.0)
-    assert server.state.token_arrived.wait(60), "the holder never asked for a token"
+    (holder,) = fleet.start(1, holder_go)
+    assert server.state.token_arrived.wait(HANG), "the holder never asked for a token"
     baseline = None if waiter_attempts is None else waiter_attempts()
     go.set()  # the others now ask for a token and find the lock taken
     if waiter_attempts is not None and baseline is not None:
@@ -191,8 +200,10 @@ def run_killed_holder(
     os.kill(holder.pid, signal.SIGKILL)
     holder.join(timeout=10)
     assert holder.exitcode == -signal.SIGKILL
+    if expire_lock is not None:
+        assert expire_lock(), "the dead holder's lock"
     gate.set()
-    outcomes = [fleet.results.get(timeout=60) for _ in waiters]
+    outcomes = [fleet.results.get(timeout=HANG) for _ in waiters]
     for process in waiters:
         process.join(timeout=30)
     assert [o.status for o in outcomes] == [200, 200]

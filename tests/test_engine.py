@@ -25,6 +25,12 @@ from delivery_auth.cache import cache_key
 MakeAuth = Callable[..., ClientCredentialsAuth]
 #: httpx's async pool slows down with hundreds of queued waiters; a few connections suffice.
 FEW = httpx.Limits(max_connections=20)
+#: For hundreds of requests through those few connections: the last one waits for a
+#: connection while all the others are served, which takes as long as the machine is slow.
+#: No limit on that wait (a hang still ends at pytest's timeout).
+QUEUED = httpx.Timeout(30, pool=None)
+#: Waits that only a hang reaches: what they wait for takes milliseconds on an idle machine.
+HANG = 60.0
 
 
 class Arrivals:
@@ -82,7 +88,7 @@ class TestSingleFlight:
     def test_64_threads_cold_start_one_token_request(
         self, server: LoopbackServer, make_auth: MakeAuth, client: str
     ) -> None:
-        auth = make_auth()
+        auth = make_auth(timeout=HANG)  # its token request is held at the gate
         hold_token_endpoint(server, auth, 64)
         results: list[int] = []
         session = requests.Session()
@@ -98,7 +104,7 @@ class TestSingleFlight:
         for t in threads:
             t.start()
         for t in threads:
-            t.join(30)
+            t.join(HANG)
         hclient.close()
         assert results == [200] * 64
         assert len(server.state.token_requests) == 1
@@ -107,11 +113,11 @@ class TestSingleFlight:
     def test_500_coroutines_asyncio_one_token_request(
         self, server: LoopbackServer, make_auth: MakeAuth
     ) -> None:
-        auth = make_auth()
+        auth = make_auth(timeout=HANG)  # its token request is held at the gate
         hold_token_endpoint(server, auth, 500)
 
         async def main() -> list[int]:
-            async with httpx.AsyncClient(auth=auth, timeout=30, limits=FEW) as client:
+            async with httpx.AsyncClient(auth=auth, timeout=QUEUED, limits=FEW) as client:
                 responses = await asyncio.gather(*(client.get(server.url()) for _ in range(500)))
             return [r.status_code for r in responses]
 
@@ -121,12 +127,12 @@ class TestSingleFlight:
     def test_500_coroutines_trio_one_token_request(
         self, server: LoopbackServer, make_auth: MakeAuth
     ) -> None:
-        auth = make_auth()
+        auth = make_auth(timeout=HANG)  # its token request is held at the gate
         hold_token_endpoint(server, auth, 500)
         statuses: list[int] = []
 
         async def main() -> None:
-            async with httpx.AsyncClient(auth=auth, timeout=30, limits=FEW) as client:
+            async with httpx.AsyncClient(auth=auth, timeout=QUEUED, limits=FEW) as client:
 
                 async def one() -> None:
                     statuses.append((await client.get(server.url())).status_code)
@@ -142,7 +148,7 @@ class TestSingleFlight:
     def test_threads_asyncio_and_trio_mixed(
         self, server: LoopbackServer, make_auth: MakeAuth
     ) -> None:
-        auth = make_auth()
+        auth = make_auth(timeout=HANG)  # its token request is held at the gate
         hold_token_endpoint(server, auth, 16 + 50 + 50)
         statuses: list[int] = []
 
@@ -169,14 +175,14 @@ class TestSingleFlight:
         for t in threads:
             t.start()
         for t in threads:
-            t.join(30)
+            t.join(HANG)
         assert statuses == [200] * 116
         assert len(server.state.token_requests) == 1
 
     def test_waiters_share_the_leaders_error(
         self, server: LoopbackServer, make_auth: MakeAuth
     ) -> None:
-        auth = make_auth()
+        auth = make_auth(timeout=HANG)  # its token request is held at the gate
         hold_token_endpoint(server, auth, 8)
         server.state.token_script.append(Reply(401, {"error": "invalid_client"}))
         errors: list[BaseException] = []
@@ -191,7 +197,7 @@ class TestSingleFlight:
         for t in threads:
             t.start()
         for t in threads:
-            t.join(30)
+            t.join(HANG)
         assert len(errors) == 8
         assert all(type(e).__name__ == "InvalidClientError" for e in errors)
         assert len(server.state.token_requests) == 1
@@ -222,7 +228,7 @@ class TestCompareAndRefresh:
         original = auth._engine.invalidate
 
         def invalidate_after_all_failed(token: Token) -> bool:
-            barrier.wait(10)
+            barrier.wait(HANG)
             return original(token)
 
         auth._engine.invalidate = invalidate_after_all_failed  # type: ignore[method-assign]
@@ -236,7 +242,7 @@ class TestCompareAndRefresh:
         for t in threads:
             t.start()
         for t in threads:
-            t.join(30)
+            t.join(HANG)
         assert statuses == [200] * 16
         assert len(server.state.token_requests) == 2
 
@@ -261,21 +267,21 @@ class TestExpiryPolicy:
         self, server: LoopbackServer, make_auth: MakeAuth, client: str
     ) -> None:
         cache = MemoryTokenCache()
-        auth = make_auth(cache=cache)
+        auth = make_auth(cache=cache, timeout=HANG)  # its token request is held at the gate
         seeded = seed(auth, server, cache, lifetime=3600, age=2000)  # past half-life
         gate = threading.Event()
         server.state.token_gate = gate
         # The token endpoint is held: every call must still succeed with the seeded token.
         for _ in range(5):
             assert call(client, auth, "GET", server.url()).status == 200
-        assert server.state.token_arrived.wait(5)
+        assert server.state.token_arrived.wait(HANG)
         flight = auth._engine._flight
         assert flight is not None
         sent = {s.headers["Authorization"] for s in server.state.api_requests}
         assert sent == {f"Bearer {seeded.access_token}"}
         assert len(server.state.token_requests) == 1
         gate.set()
-        flight.result(5)
+        flight.result(HANG)
         assert auth.get_token() != seeded
         assert call("httpx", auth, "GET", server.url()).status == 200
         assert (
@@ -352,7 +358,7 @@ class TestExpiryPolicy:
         flight = auth._engine._flight
         assert flight is not None
         with pytest.raises(DeliveryAuthError):
-            flight.result(5)
+            flight.result(HANG)
         assert auth.get_token() == seeded
         assert call("requests", auth, "GET", server.url()).status == 200
         assert len(server.state.token_requests) == 3  # one flight, three attempts, then a pause
@@ -361,14 +367,14 @@ class TestExpiryPolicy:
 
 class TestEventLoops:
     def test_async_never_blocks_the_loop(self, server: LoopbackServer, make_auth: MakeAuth) -> None:
-        auth = make_auth()
+        auth = make_auth(timeout=HANG)  # its token request is held at the gate
         gate = threading.Event()
         server.state.token_gate = gate
 
         async def main() -> bool:
             async with httpx.AsyncClient(auth=auth) as client:
                 request = asyncio.create_task(client.get(server.url()))
-                await asyncio.to_thread(server.state.token_arrived.wait, 10)
+                await asyncio.to_thread(server.state.token_arrived.wait, HANG)
                 ticks = 0
                 for _ in range(100):  # the loop runs while the token request is held
                     await asyncio.sleep(0)
@@ -381,7 +387,7 @@ class TestEventLoops:
         assert asyncio.run(main())
 
     def test_trio_never_blocks_the_loop(self, server: LoopbackServer, make_auth: MakeAuth) -> None:
-        auth = make_auth()
+        auth = make_auth(timeout=HANG)  # its token request is held at the gate
         gate = threading.Event()
         server.state.token_gate = gate
         outcome: dict[str, Any] = {}
@@ -393,7 +399,7 @@ class TestEventLoops:
                     outcome["status"] = (await client.get(server.url())).status_code
 
                 nursery.start_soon(get)
-                await trio.to_thread.run_sync(server.state.token_arrived.wait, 10)
+                await trio.to_thread.run_sync(server.state.token_arrived.wait, HANG)
                 for _ in range(100):
                     await trio.lowlevel.checkpoint()
                 outcome["held"] = not gate.is_set()
@@ -429,16 +435,16 @@ def test_forked_child_gets_fresh_locks(server: LoopbackServer, make_auth: MakeAu
     def hold_lock() -> None:
         with auth._engine._guard:
             held.set()
-            release.wait(10)
+            release.wait(HANG)
 
     holder = threading.Thread(target=hold_lock)
     holder.start()
-    assert held.wait(5)
+    assert held.wait(HANG)
     pid = os.fork()
     if pid == 0:  # child: the parent's lock holder does not exist here
-        signal.alarm(10)
+        signal.alarm(int(HANG))
         try:
-            ok = requests.get(server.url(), auth=auth, timeout=5).status_code == 200
+            ok = requests.get(server.url(), auth=auth, timeout=HANG / 2).status_code == 200
         except BaseException:
             ok = False
         os._exit(0 if ok else 1)
@@ -459,7 +465,7 @@ def test_close_stops_threads_and_refuses_new_tokens(
     auth.get_token()  # starts the background refresh thread
     flight = auth._engine._flight
     assert flight is not None
-    flight.result(5)
+    flight.result(HANG)
     executor = auth._engine._executor
     assert executor is not None
     workers = list(executor._threads)  # this object's background threads

@@ -262,7 +262,8 @@ class TestTransientFailures:
         assert len(server.state.token_requests) == 2
 
     def test_slower_than_timeout(self, server: LoopbackServer, make_auth: MakeAuth) -> None:
-        server.state.token_script.extend([Reply(200, {"access_token": "late"}, delay=0.5)] * 2)
+        # The server answers long after the client's 0.05 s, however slow the machine is.
+        server.state.token_script.extend([Reply(200, {"access_token": "late"}, delay=30)] * 2)
         auth = make_auth(timeout=0.05, backoff=BackoffPolicy(attempts=2, base_delay=0.001))
         # The read timeout and the overall deadline run out together: either may report.
         with pytest.raises(

@@ -177,7 +177,9 @@ class TestClockSkew:
         message = skew[0].getMessage()
         assert ("ahead of" if offset > 0 else "behind") in message
         seconds = int(re.search(r"clock is (\d+) s", message).group(1))  # type: ignore[union-attr]
-        assert abs(seconds - abs(offset)) <= 2
+        # The measured skew also holds the time the token response took to arrive (and
+        # created_at is whole seconds): a busy machine adds seconds, not minutes.
+        assert abs(seconds - abs(offset)) <= 60
         # The lifetime comes from expires_in, measured locally; created_at does not shorten it.
         assert auth.get_token().lifetime == 1200.0
         assert auth.get_token().extra["created_at"] > 0

@@ -38,13 +38,13 @@ MakeAuth = Callable[..., Any]
 
 @pytest.fixture
 def make_auth(rig: Rig) -> Iterator[MakeAuth]:
-    """Provider auth objects aimed at the emulator: fast back-off, short timeouts, closed
+    """Provider auth objects aimed at the emulator: fast back-off, 10 s timeouts, closed
     after the test. Delivery Tracker uses OAuth2 unless ``method=`` says otherwise."""
     made: list[Any] = []
 
     def make(provider: str, **options: Any) -> Any:
         options.setdefault("backoff", FAST_BACKOFF)
-        options.setdefault("timeout", 2.0)
+        options.setdefault("timeout", 10.0)
         if provider == "tracker":
             options.setdefault("method", "oauth2")
         auth = rig.emu.auth(provider, **options)

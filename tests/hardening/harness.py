@@ -132,6 +132,7 @@ class Rig:
     def __init__(self, emu: Emulator) -> None:
         self.emu = emu
         self._lock = threading.Lock()
+        self._recorded = threading.Condition(self._lock)
         self.stopping = threading.Event()
         self.token_script: dict[str, collections.deque[Canned | Callable[[], Canned]]] = {
             p: collections.deque() for p in PROVIDERS
@@ -193,11 +194,24 @@ class Rig:
 
     def count(self, provider: str, kind: str, path: str | None = None) -> int:
         with self._lock:
-            return sum(
-                1
-                for s in self.seen
-                if s.provider == provider and s.kind == kind and (path is None or s.path == path)
-            )
+            return self._count(provider, kind, path)
+
+    def count_at_least(self, provider: str, kind: str, expected: int) -> int:
+        """:meth:`count`, once it reaches ``expected`` (or after a hang-sized wait).
+
+        A client that gave up on a slow answer may return before the server thread got
+        to its request: count what the server saw only once it has seen it.
+        """
+        with self._recorded:
+            self._recorded.wait_for(lambda: self._count(provider, kind) >= expected, HANG)
+            return self._count(provider, kind)
+
+    def _count(self, provider: str, kind: str, path: str | None = None) -> int:
+        return sum(
+            1
+            for s in self.seen
+            if s.provider == provider and s.kind == kind and (path is None or s.path == path)
+        )
 
     def requests_of(self, provider: str, kind: str) -> list[Seen]:
         with self._lock:
@@ -225,6 +239,7 @@ class Rig:
                         len(body),
                     )
                 )
+                self._recorded.notify_all()
                 queue = (
                     self.token_script[provider] if kind == "token" else self.api_script[provider]
                 )

@@ -3,25 +3,66 @@ server does not share the test process's interpreter lock with 64 client threads
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
+import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from werkzeug.wrappers import Request, Response
+
 from delivery_auth.emulator import TOKEN_PATHS, Emulator
 from delivery_auth.emulator._auth import build_auth
+
+#: Added to every answer of a protected resource: what the emulator thought of the token
+#: the request carried at the moment it checked it ("ok", "revoked", "expired", ...).
+#: A verdict asked for after the run would be wrong: a revocation revokes every token
+#: issued before it, expired ones included.
+VERDICT_HEADER = "X-Emulator-Token-Verdict"
+#: Added beside it: which token that was (a digest: the client's own request objects do
+#: not tell, since an auth flow may send the same request object again with a new header).
+TOKEN_HEADER = "X-Emulator-Token-Digest"
+
+
+def token_digest(value: str | None) -> str:
+    return hashlib.sha256((value or "").encode()).hexdigest()[:16]
+
+
+def report_verdicts(emu: Emulator) -> None:
+    """Make ``emu`` answer each API request with :data:`VERDICT_HEADER` and :data:`TOKEN_HEADER`."""
+    seen = threading.local()  # the server answers each connection on its own thread
+    check_token = emu.state.check_token
+
+    def checking(provider: str, value: str | None) -> Any:
+        seen.verdict, seen.token = check_token(provider, value), value
+        return seen.verdict
+
+    emu.state.check_token = checking  # type: ignore[method-assign]
+
+    def wrap(handler: Callable[..., Response]) -> Callable[..., Response]:
+        def handle(request: Request, state: Any, path: str) -> Response:
+            seen.verdict = None
+            response = handler(request, state, path)
+            if seen.verdict is not None:
+                response.headers[VERDICT_HEADER] = seen.verdict
+                response.headers[TOKEN_HEADER] = token_digest(seen.token)
+            return response
+
+        return handle
+
+    for provider, handler in list(emu.app.handlers.items()):
+        emu.app.handlers[provider] = wrap(handler)
 
 
 def serve(conn: Connection, token_ttl: float) -> None:
     """Child process: run an emulator and answer commands until "stop"."""
     with Emulator(token_ttl=token_ttl) as emu:
+        report_verdicts(emu)
         conn.send(emu.base_url)
         while True:
             command = conn.recv()
-            if isinstance(command, tuple) and command[0] == "classify":
-                # Why the emulator would refuse each (provider, token) now: "revoked",
-                # "expired", "unknown", "wrong_provider" or "ok".
-                conn.send([emu.state.check_token(p, t) for p, t in command[1]])
-            elif command == "revoke_all":
+            if command == "revoke_all":
                 conn.send(emu.revoke_all())
             elif command == "stats":
                 stats = emu.stats
@@ -47,19 +88,15 @@ class RemoteEmulator:
             target=serve, args=(child, token_ttl), name="hardening-emulator", daemon=True
         )
         self._process.start()
-        if not self._conn.poll(60):
+        # Bounds that only a hang reaches, even on a loaded machine.
+        if not self._conn.poll(120):
             self._process.kill()
-            raise RuntimeError("the emulator process did not start within 60 s")
+            raise RuntimeError("the emulator process did not start within 120 s")
         self.base_url: str = self._conn.recv()
-
-    def classify(self, tokens: list[tuple[str, str]]) -> list[str]:
-        """The emulator's verdict on each ``(provider, access token)``."""
-        result: list[str] = self._ask(("classify", tokens))
-        return result
 
     def _ask(self, command: Any) -> Any:
         self._conn.send(command)
-        if not self._conn.poll(30):
+        if not self._conn.poll(120):
             raise RuntimeError(f"the emulator process did not answer {command!r}")
         return self._conn.recv()
 

@@ -186,7 +186,7 @@ def test_token_never_sent_outside_allowed_hosts(
     auth = make_auth(provider)
     for url in _lookalikes(provider):
         with pytest.raises(DisallowedHostError) as info:
-            bounded(send, client, auth, url, b"{}", timeout=2.0)
+            bounded(send, client, auth, url, b"{}")
         host = url.split("/")[2]
         assert host in str(info.value)
         assert "allowed_hosts" in str(info.value)
@@ -201,7 +201,7 @@ def test_token_never_sent_over_plain_http_to_a_remote_host(
     auth = make_auth(provider, allowed_hosts=None)
     with pytest.raises(InsecureTransportError, match="plain http"):
         # TEST-NET-3: never routed; the error must come before any connection attempt.
-        bounded(send, client, auth, "http://203.0.113.7/api", b"{}", timeout=2.0)
+        bounded(send, client, auth, "http://203.0.113.7/api", b"{}")
     assert rig.count(provider, "token") == 0
 
 

@@ -26,7 +26,7 @@ from delivery_auth import (
 from delivery_auth.emulator import CREDENTIALS
 
 from .conftest import MakeAuth, assert_no_secrets, exception_texts
-from .harness import CLIENTS, PROVIDERS, Canned, Rig, call_api
+from .harness import CLIENTS, HANG, PROVIDERS, Canned, Rig, call_api
 
 Answers = Callable[[Rig, str], list[Any]]
 
@@ -79,10 +79,11 @@ class Case:
     token_requests: int
     message: str = ""  # a fragment the error message must contain
     attrs: dict[str, Any] = field(default_factory=dict)
-    timeout: float = 2.0
+    timeout: float = 10.0
     bug: str | None = None
     refused: bool = False
     errors_by_provider: dict[str, type[BaseException]] = field(default_factory=dict)
+    recovery: bool = True  # after a fault, the next call recovers (checked with the same auth)
 
 
 CASES = [
@@ -160,11 +161,15 @@ CASES = [
     ),
     Case(
         "slower-than-timeout",
-        same(*[Canned(200, {"access_token": "z" * 16}, delay=0.4)] * 3),
+        # The server answers long after the client gave up, however slow the machine.
+        same(*[Canned(200, {"access_token": "z" * 16}, delay=HANG)] * 3),
         TokenEndpointUnavailableError,
         3,
         "Could not reach",
         timeout=0.08,
+        # A normal token request may take longer than 0.08 s on a busy machine; the other
+        # cases show the recovery after a fault.
+        recovery=False,
     ),
     Case(
         "html-502",
@@ -331,10 +336,10 @@ def test_token_endpoint_fault(
             assert getattr(error, name) == value, name
         assert rig.count(provider, "api") == api_before, "nothing is sent without a token"
         assert_no_secrets(rig, exception_texts(error))
-    assert rig.count(provider, "token") == case.token_requests
+    assert rig.count_at_least(provider, "token", case.token_requests) == case.token_requests
     assert_no_secrets(rig, [repr(auth), str(auth)])
 
-    if expected is not None and not case.refused:
+    if expected is not None and not case.refused and case.recovery:
         # The fault is over: the next call recovers with exactly one more token request.
         before = rig.count(provider, "token")
         outcome = call_api(client, auth, rig, provider)
