@@ -26,8 +26,13 @@ from ..fetch import TokenFetcher
 from ..hosts import LOOPBACK_HOSTS
 from ..token import Token
 from .base import read_env
+from .spec import EnvVar, ProviderSpec
 
-__all__ = ["REGION_HOSTS", "BringgAuth"]
+__all__ = [
+    "REGION_HOSTS",
+    "SPEC",
+    "BringgAuth",
+]
 
 logger = logging.getLogger("delivery_auth")
 
@@ -182,3 +187,19 @@ class BringgAuth(ClientCredentialsAuth):
             f"BringgAuth(client_id={self.client_id!r}, region={self.region!r}, "
             f"token_url={self.token_url!r})"
         )
+
+
+SPEC = ProviderSpec(
+    name="bringg",
+    title="Bringg",
+    auth_class=BringgAuth,
+    env=(
+        EnvVar("BRINGG_CLIENT_ID", "client_id", required=True, field="client_id"),
+        EnvVar("BRINGG_CLIENT_SECRET", "client_secret", required=True, field="client_secret"),
+        EnvVar("BRINGG_REGION", "region", help="us2, eu2, ..."),
+        EnvVar("BRINGG_TTL", "ttl", help="requested token lifetime in seconds"),
+    ),
+    default_hosts=BringgAuth.DEFAULT_ALLOWED_HOSTS,
+    failure_signal="HTTP 401",
+    emulator_page="delivery_auth.emulator.bringg",
+)

@@ -21,8 +21,13 @@ from typing import Any
 from ..client_credentials import ClientCredentialsAuth
 from ..hosts import LOOPBACK_HOSTS
 from .base import read_env
+from .spec import EnvVar, ProviderSpec
 
-__all__ = ["ENVIRONMENTS", "DHLeCommerceAuth"]
+__all__ = [
+    "ENVIRONMENTS",
+    "SPEC",
+    "DHLeCommerceAuth",
+]
 
 #: ``environment`` -> token endpoint.
 ENVIRONMENTS: Mapping[str, str] = {
@@ -114,3 +119,20 @@ class DHLeCommerceAuth(ClientCredentialsAuth):
             f"DHLeCommerceAuth(client_id={self.client_id!r}, "
             f"environment={self.environment!r}, token_url={self.token_url!r})"
         )
+
+
+SPEC = ProviderSpec(
+    name="dhl",
+    title="DHL eCommerce",
+    auth_class=DHLeCommerceAuth,
+    env=(
+        EnvVar("DHL_ECOMMERCE_CLIENT_ID", "client_id", required=True, field="client_id"),
+        EnvVar(
+            "DHL_ECOMMERCE_CLIENT_SECRET", "client_secret", required=True, field="client_secret"
+        ),
+        EnvVar("DHL_ECOMMERCE_ENVIRONMENT", "environment", help="production or sandbox"),
+    ),
+    default_hosts=DHLeCommerceAuth.DEFAULT_ALLOWED_HOSTS,
+    failure_signal='HTTP 401 "Access token expired"',
+    emulator_page="delivery_auth.emulator.dhl",
+)

@@ -32,8 +32,9 @@ from ..hosts import LOOPBACK_HOSTS
 from ..policy import RefreshPolicy
 from ..token import Token
 from .base import StaticSource, read_env
+from .spec import EnvVar, ProviderSpec
 
-__all__ = ["DeliveryTrackerAuth", "GraphQLFailureDetector", "is_json_content_type"]
+__all__ = ["SPEC", "DeliveryTrackerAuth", "GraphQLFailureDetector", "is_json_content_type"]
 
 logger = logging.getLogger("delivery_auth")
 
@@ -252,3 +253,21 @@ class DeliveryTrackerAuth(ClientCredentialsAuth):
             f"DeliveryTrackerAuth(client_id={self.client_id!r}, method='oauth2', "
             f"token_url={self.token_url!r})"
         )
+
+
+SPEC = ProviderSpec(
+    name="tracker",
+    title="Delivery Tracker",
+    auth_class=DeliveryTrackerAuth,
+    env=(
+        EnvVar("DELIVERY_TRACKER_CLIENT_ID", "client_id", required=True, field="client_id"),
+        EnvVar(
+            "DELIVERY_TRACKER_CLIENT_SECRET", "client_secret", required=True, field="client_secret"
+        ),
+        EnvVar("DELIVERY_TRACKER_METHOD", "method", help="api_key (default) or oauth2"),
+    ),
+    default_hosts=DeliveryTrackerAuth.DEFAULT_ALLOWED_HOSTS,
+    failure_signal='GraphQL errors[].extensions.code "UNAUTHENTICATED", at any HTTP status',
+    emulator_page="delivery_auth.emulator.tracker",
+    endpoints=("token_url", "api_url"),
+)

@@ -34,8 +34,9 @@ from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..policy import BackoffPolicy, RefreshPolicy
 from ..token import Token
 from .base import StaticSource, read_env
+from .spec import EnvVar, ProviderSpec
 
-__all__ = ["YandexCourierAuth"]
+__all__ = ["SPEC", "YandexCourierAuth"]
 
 logger = logging.getLogger("delivery_auth")
 
@@ -304,3 +305,20 @@ class YandexCourierAuth(DeliveryAuth):
             f"YandexCourierAuth(client_id={self.client_id!r}, refreshable={self.refreshable}, "
             f"api_url={self.api_url!r})"
         )
+
+
+SPEC = ProviderSpec(
+    name="yandex",
+    title="Yandex Courier",
+    auth_class=YandexCourierAuth,
+    env=(
+        EnvVar("YANDEX_COURIER_TOKEN", "token", required=True, field="token"),
+        EnvVar("YANDEX_REFRESH_TOKEN", "refresh_token", field="refresh_token"),
+        EnvVar("YANDEX_CLIENT_ID", "client_id", field="client_id"),
+        EnvVar("YANDEX_CLIENT_SECRET", "client_secret", field="client_secret"),
+    ),
+    default_hosts=YandexCourierAuth.DEFAULT_ALLOWED_HOSTS,
+    failure_signal="HTTP 401",
+    emulator_page="delivery_auth.emulator.yandex",
+    endpoints=("token_url", "api_url"),
+)

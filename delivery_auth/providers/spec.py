@@ -1,0 +1,202 @@
+"""One description per provider (:class:`ProviderSpec`) and the registry that collects them.
+
+Everything delivery-auth knows about a provider lives in that provider's module and its
+emulator page. The command line, the emulator, the demo, the pytest plugin and the tests
+read it from here and never name a provider themselves, so adding one is: its module
+(exporting ``SPEC``), its emulator page, one line in :data:`REGISTERED`, and its tests.
+
+Example::
+
+    from delivery_auth.providers.spec import registry
+
+    spec = registry()["dhl"]
+    spec.title                                   # 'DHL eCommerce'
+    auth = spec.from_env(token_url="http://127.0.0.1:8080/dhl/auth/v4/accesstoken")
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ..auth import DeliveryAuth
+
+__all__ = [
+    "EXTRA_PROVIDERS_VARIABLE",
+    "REGISTERED",
+    "EnvVar",
+    "ProviderSpec",
+    "get",
+    "register",
+    "registry",
+    "unregister",
+]
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """An environment variable ``from_env`` reads and the constructor argument it fills.
+
+    ``field`` names the emulator's test credential that fits it (``client_id``,
+    ``client_secret``, ``token``, ``refresh_token``), or ``None`` when the variable is a
+    setting rather than a credential (a region, an environment name).
+
+    Example::
+
+        EnvVar("DHL_ECOMMERCE_CLIENT_ID", "client_id", required=True, field="client_id")
+    """
+
+    name: str
+    argument: str
+    required: bool = False
+    field: str | None = None
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """What delivery-auth knows about one provider, in one place.
+
+    Attributes:
+        name: the short name used by the CLI, the emulator and the registry (``"dhl"``).
+        title: the name people use (``"DHL eCommerce"``).
+        auth_class: the :class:`~delivery_auth.DeliveryAuth` subclass users construct.
+        env: the environment variables ``from_env`` reads, in the order to document them.
+        default_hosts: where its credentials may go by default (``allowed_hosts``).
+        failure_signal: how its API says "this credential is no longer accepted", for
+            people (``"HTTP 401"``); the code that detects it is the auth class's.
+        emulator_page: dotted path of its emulator page module (imported only when the
+            emulator runs, so the library never imports Werkzeug).
+        endpoints: the constructor options that name an endpoint URL and that the
+            emulator, the CLI (``--token-url``, ``--api-url``) and tests may point elsewhere.
+        verify: checks credentials against the real API (or the emulator) and returns a
+            one-line description of what answered; raises a
+            :class:`~delivery_auth.DeliveryAuthError` when they are refused. ``None``:
+            getting a token is the check.
+
+    Example::
+
+        SPEC = ProviderSpec(
+            name="acme", title="Acme", auth_class=AcmeAuth,
+            env=(EnvVar("ACME_CLIENT_ID", "client_id", required=True, field="client_id"),
+                 EnvVar("ACME_CLIENT_SECRET", "client_secret", required=True,
+                        field="client_secret")),
+            default_hosts=("*.acme.example",), failure_signal="HTTP 403 TOKEN_EXPIRED",
+            emulator_page="tests.acme_page",
+        )
+    """
+
+    name: str
+    title: str
+    auth_class: type[DeliveryAuth]
+    env: tuple[EnvVar, ...]
+    default_hosts: tuple[str, ...]
+    failure_signal: str
+    emulator_page: str
+    endpoints: tuple[str, ...] = ("token_url",)
+    verify: Callable[[Any, str | None], str] | None = None
+
+    def environment_for(self, credentials: Any) -> dict[str, str]:
+        """The variables ``from_env`` reads, filled from an object with credential
+        attributes (the emulator's test credentials); settings are left out."""
+        values: dict[str, str] = {}
+        for var in self.env:
+            value = getattr(credentials, var.field, None) if var.field else None
+            if isinstance(value, str) and value:
+                values[var.name] = value
+        return values
+
+    def from_env(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> Any:
+        """Build the auth object from the environment (the class's own ``from_env``)."""
+        from_env: Callable[..., Any] = getattr(self.auth_class, "from_env")  # noqa: B009
+        return from_env(environ, **overrides)
+
+    def page(self) -> Any:
+        """The provider's emulator page module (imports Werkzeug)."""
+        return importlib.import_module(self.emulator_page)
+
+
+#: Dotted paths of the specs delivery-auth ships: one line per provider.
+REGISTERED: tuple[str, ...] = (
+    "delivery_auth.providers.tracker:SPEC",
+    "delivery_auth.providers.bringg:SPEC",
+    "delivery_auth.providers.dhl:SPEC",
+    "delivery_auth.providers.yandex:SPEC",
+)
+
+_lock = threading.Lock()
+_specs: dict[str, ProviderSpec] | None = None
+
+
+def _load(path: str) -> ProviderSpec:
+    module, _, attribute = path.partition(":")
+    spec = getattr(importlib.import_module(module), attribute)
+    if not isinstance(spec, ProviderSpec):
+        raise TypeError(f"{path} is not a ProviderSpec")
+    return spec
+
+
+#: Extra specs to load, as ``module:ATTRIBUTE`` paths separated by commas: how a process
+#: started by a test or a plugin (``delivery-auth demo --provider acme``) learns of them.
+EXTRA_PROVIDERS_VARIABLE = "DELIVERY_AUTH_PROVIDERS"
+
+
+def registry() -> Mapping[str, ProviderSpec]:
+    """Every registered provider by short name, in registration order (read-only view).
+
+    The shipped providers come first, then those named in ``$DELIVERY_AUTH_PROVIDERS``,
+    then those added with :func:`register`.
+    """
+    global _specs
+    with _lock:
+        if _specs is None:
+            extra = os.environ.get(EXTRA_PROVIDERS_VARIABLE, "")
+            paths = [*REGISTERED, *(p.strip() for p in extra.split(",") if p.strip())]
+            specs: dict[str, ProviderSpec] = {}
+            for path in paths:
+                spec = _load(path)
+                specs[spec.name] = spec
+            _specs = specs
+        return MappingProxyType(_specs)
+
+
+def get(name: str) -> ProviderSpec:
+    """The spec of provider ``name``; a :class:`ConfigurationError` names the known ones."""
+    specs = registry()
+    try:
+        return specs[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"Unknown provider {name!r}; known providers: {', '.join(specs)}."
+        ) from None
+
+
+def register(spec: ProviderSpec) -> None:
+    """Add a provider at run time (a plugin, or a test's throwaway provider).
+
+    Example::
+
+        register(SPEC)          # then: delivery-auth demo --provider acme
+    """
+    registry()
+    with _lock:
+        assert _specs is not None
+        if spec.name in _specs and _specs[spec.name] is not spec:
+            raise ValueError(f"a provider named {spec.name!r} is already registered")
+        _specs[spec.name] = spec
+
+
+def unregister(name: str) -> None:
+    """Remove a provider added with :func:`register` (tests clean up with it)."""
+    registry()
+    with _lock:
+        assert _specs is not None
+        _specs.pop(name, None)
