@@ -2,8 +2,9 @@
 
 One :class:`DeliveryAuth` object is at once a ``requests.auth.AuthBase``, an
 ``httpx.Auth`` and (when httpx2 is installed) an ``httpx2.Auth``. Every decision is
-made by :mod:`delivery_auth.flow` and every token comes from the engine; this module
-only moves headers, bodies and responses.
+made by :mod:`delivery_auth.flow`, whose plans the drivers of :mod:`delivery_auth._drive`
+carry out, and every token comes from the engine; this module only moves headers,
+bodies and responses, and sends.
 
 Example::
 
