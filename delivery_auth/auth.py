@@ -2,8 +2,9 @@
 
 One :class:`DeliveryAuth` object is at once a ``requests.auth.AuthBase``, an
 ``httpx.Auth`` and (when httpx2 is installed) an ``httpx2.Auth``. Every decision is
-made by :mod:`delivery_auth.flow` and every token comes from the engine; this module
-only moves headers, bodies and responses.
+made by :mod:`delivery_auth.flow`, whose plans the drivers of :mod:`delivery_auth._drive`
+carry out, and every token comes from the engine; this module only moves headers,
+bodies and responses, and sends.
 
 Example::
 
@@ -16,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import threading
 from collections.abc import AsyncGenerator, Generator, Sequence
@@ -27,19 +29,18 @@ import httpx
 import requests
 from requests.auth import AuthBase
 
+from ._drive import Driver
 from ._peek import aread_httpx_body, read_httpx_body, read_requests_body
 from .engine import Lease, TokenEngine, await_future
-from .flow import Attempt, FailureDetector, StatusFailureDetector, Step, inspect, inspect_body
+from .flow import Attempt, FailureDetector, Flow, Plan, StatusFailureDetector, Step, judge_response
 from .hosts import HostPolicy
 from .replay import (
     ResentResponse,
     Rewind,
     ahttpx_rewind,
-    arewound,
     httpx_carry_cookies,
     httpx_rewind,
     requests_carry_cookies,
-    rewound,
     seek_point,
 )
 from .token import Token
@@ -77,7 +78,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
     ) -> None:
         self._engine = engine
         self._hosts = HostPolicy(allowed_hosts)
-        self._detector: FailureDetector = failure_detector or StatusFailureDetector()
+        detector = failure_detector or StatusFailureDetector()
+        self._driver = Driver(engine, Flow(detector, self._cannot_refresh))
         # ("scheme://netloc/", lease, hook) of the last body-less requests call: __call__
         self._requests_fast: tuple[str, Lease, _RequestsRetry] | None = None
 
@@ -172,32 +174,6 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             type(self).__name__,
         )
 
-    def _cannot_resend(self, status_code: int) -> None:
-        logger.warning(
-            "The API rejected the token (HTTP %s), but the request body is a generator or "
-            "one-shot stream that cannot be sent twice: returning the response. Pass bytes "
-            "or a seekable file to have such requests retried.",
-            status_code,
-        )
-
-    def _resend_with(self, old: Lease, new: Lease, status_code: int) -> Lease | None:
-        """``new`` if the request should go again with it; never resend the same token."""
-        if new.header == old.header:
-            logger.warning(
-                "The API rejected token %s (HTTP %s) and the token endpoint issued the same "
-                "token again: returning the response instead of resending it.",
-                old.token.fingerprint,
-                status_code,
-            )
-            return None
-        logger.info(
-            "The API rejected token %s (HTTP %s); resending once with token %s",
-            old.token.fingerprint,
-            status_code,
-            new.token.fingerprint,
-        )
-        return new
-
     # -- requests ---------------------------------------------------------------------
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -228,10 +204,10 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         if body is None or isinstance(body, (bytes, str)):
             # Nothing to rewind: the hook is stateless, so one serves every request that
             # carries this lease to this origin.
-            hook = _RequestsRetry(self, origin, lease, None)
+            hook = _RequestsRetry(self._driver, Attempt(origin, lease), None)
             self._requests_fast = (prefix + "/", lease, hook)
         else:
-            hook = _RequestsRetry(self, origin, lease, seek_point(body))
+            hook = _RequestsRetry(self._driver, Attempt(origin, lease), seek_point(body))
         # What register_hook does for a callable, without its per-call type checks (and
         # without failing on a hand-built PreparedRequest that lacks the list).
         r.hooks.setdefault("response", []).append(hook)
@@ -248,26 +224,13 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         request.headers["Authorization"] = lease.header
         rewind = httpx_rewind(request)
         response = yield request
-        attempt = Attempt(origin, lease)
-        step = self._httpx_step(attempt, response)
-        if step is Step.READ_BODY:
-            body = read_httpx_body(response, self._detector)
-            step = self._httpx_body_step(response, body)
-        if step is not Step.RETRY:
+        plan = _httpx_plan(self._driver.flow, Attempt(origin, lease), response)
+        if plan is None:
             return
-        # The token is dead either way: drop it, so later requests do not send it again.
-        if not self._engine.invalidate(lease.token):
-            self._cannot_refresh(response.status_code)
-            return
-        if not rewound(rewind):
-            self._cannot_resend(response.status_code)
-            return
-        fresh = self._resend_with(lease, self._engine.current(fresh=True), response.status_code)
-        if fresh is None:
-            return
-        request.headers["Authorization"] = fresh.header
-        httpx_carry_cookies(request, response)
-        yield request
+        fresh = self._driver.run(plan, functools.partial(read_httpx_body, response), rewind)
+        if fresh is not None:
+            _httpx_prepare_resend(request, response, fresh)
+            yield request
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         origin = self._hosts.origin_for_url(request.url)
@@ -275,95 +238,73 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         request.headers["Authorization"] = lease.header
         rewind = await ahttpx_rewind(request)
         response = yield request
-        attempt = Attempt(origin, lease)
-        step = self._httpx_step(attempt, response)
-        if step is Step.READ_BODY:
-            body = await aread_httpx_body(response, self._detector)
-            step = self._httpx_body_step(response, body)
-        if step is not Step.RETRY:
+        plan = _httpx_plan(self._driver.flow, Attempt(origin, lease), response)
+        if plan is None:
             return
-        if not await self._engine.ainvalidate(lease.token):
-            self._cannot_refresh(response.status_code)
-            return
-        if not await arewound(rewind):
-            self._cannot_resend(response.status_code)
-            return
-        fresh = self._resend_with(
-            lease, await self._engine.acurrent(fresh=True), response.status_code
-        )
-        if fresh is None:
-            return
-        request.headers["Authorization"] = fresh.header
-        httpx_carry_cookies(request, response)
-        yield request
-
-    def _httpx_step(self, attempt: Attempt, response: Any) -> Step:
-        sent = response.request
-        return inspect(
-            attempt,
-            self._detector,
-            response.status_code,
-            response.headers.get("content-type", ""),
-            str(sent.url),
-            sent.headers.get("authorization"),
-        )
-
-    def _httpx_body_step(self, response: Any, body: bytes | None) -> Step:
-        # body: at most body_limit() bytes, or None (longer, not read: the response is
-        # still the user's to read or stream, every byte of it).
-        return inspect_body(
-            self._detector,
-            response.status_code,
-            response.headers.get("content-type", ""),
-            body,
-        )
+        fresh = await self._driver.arun(plan, functools.partial(aread_httpx_body, response), rewind)
+        if fresh is not None:
+            _httpx_prepare_resend(request, response, fresh)
+            yield request
 
 
-class _RequestsRetry(Attempt):
+def _httpx_plan(flow: Flow, attempt: Attempt, response: Any) -> Plan | None:
+    """The flow's plan for an httpx or httpx2 response, or ``None``: done with it."""
+    sent = response.request
+    status_code, content_type = response.status_code, response.headers.get("content-type", "")
+    step = judge_response(
+        attempt,
+        flow.detector,
+        status_code,
+        content_type,
+        str(sent.url),
+        sent.headers.get("authorization"),
+    )
+    return None if step is Step.DONE else flow.plan(attempt, step, status_code, content_type)
+
+
+def _httpx_prepare_resend(request: Any, rejected: Any, fresh: Lease) -> None:
+    request.headers["Authorization"] = fresh.header
+    httpx_carry_cookies(request, rejected)
+
+
+class _RequestsRetry:
     """The response hook of one authorised requests call (``HTTPDigestAuth``'s model).
 
     requests copies hooks onto redirected requests, so this also sees responses after
-    redirects. It judges only responses of the authorised origin that carried *its*
-    lease's token, and a resend carries a different token (:meth:`DeliveryAuth._resend_with`
-    refuses to resend the same one), so it retries at most once and keeps no state: one
-    hook serves every body-less request with the same lease and origin.
+    redirects. The flow judges only responses of the authorised origin that carried
+    *this* attempt's token, and a resend carries a different token (the flow never
+    resends the same one), so it retries at most once and keeps no state: one hook
+    serves every body-less request with the same lease and origin.
     """
 
-    __slots__ = ("auth", "rewind")
+    __slots__ = ("attempt", "driver", "rewind")
 
-    def __init__(self, auth: DeliveryAuth, origin: str, lease: Lease, rewind: Rewind) -> None:
-        self.origin = origin
-        self.lease = lease
-        self.auth = auth
+    def __init__(self, driver: Driver, attempt: Attempt, rewind: Rewind) -> None:
+        self.driver = driver
+        self.attempt = attempt
         self.rewind = rewind
 
     def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
-        auth = self.auth
-        detector = auth._detector
+        driver = self.driver
+        flow = driver.flow
         content_type = r.headers.get("Content-Type", "")
-        step = inspect(
-            self,
-            detector,
+        step = judge_response(
+            self.attempt,
+            flow.detector,
             r.status_code,
             content_type,
             r.request.url or "",
             r.request.headers.get("Authorization"),
         )
-        if step is Step.READ_BODY:
-            # At most body_limit() bytes, and with stream=True only what can be read
-            # without taking bytes from a user of r.raw (see _peek).
-            body = read_requests_body(r, detector, kwargs.get("stream", True))
-            step = inspect_body(detector, r.status_code, content_type, body)
-        if step is not Step.RETRY:
+        if step is Step.DONE:
             return r
-        old = self.lease
-        if not auth._engine.invalidate(old.token):
-            auth._cannot_refresh(r.status_code)
-            return r
-        if not rewound(self.rewind):
-            auth._cannot_resend(r.status_code)
-            return r
-        fresh = auth._resend_with(old, auth._engine.current(fresh=True), r.status_code)
+        plan = flow.plan(self.attempt, step, r.status_code, content_type)
+        # At most body_limit() bytes, and with stream=True only what can be read
+        # without taking bytes from a user of r.raw (see _peek).
+        streaming = kwargs.get("stream", True)
+        fresh = driver.run(
+            plan, lambda detector: read_requests_body(r, detector, streaming), self.rewind
+        )
         if fresh is None:
             return r
         # Free the connection before sending again on the same adapter.

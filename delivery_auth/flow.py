@@ -1,43 +1,83 @@
-"""The per-request flow, without I/O: what to attach, and whether a response earns a retry.
+"""The per-request flow, without I/O: whether a response is about our token, and what
+follows when it is.
 
-The adapters in :mod:`delivery_auth.auth` do the sending (requests, httpx, httpx2,
-sync or async); every decision is made here, on plain values:
+One authorised send goes like this; the adapters in :mod:`delivery_auth.auth` (requests,
+httpx, httpx2; sync or async) do the I/O, every decision is made here on plain values:
 
-1. ``authorize(url)`` checks the URL may carry the token and records its origin.
-2. ``inspect(...)`` looks at the response status and headers: done, or the failure
-   detector needs the body, or retry.
-3. ``inspect_body(...)`` decides with the body in hand: at most ``body_limit(detector)``
-   bytes of it, or ``None`` when the body is longer and was not read.
+1. The adapter asks the engine for a lease, puts its header on the request, records how
+   to replay the body (:mod:`delivery_auth.replay`) and sends. (No decision is needed
+   for that, and the first send is the hot path: it stays in the adapter.)
+2. :func:`judge_response` judges the response from its status line and headers: done
+   (most responses end here, and no plan is made for them), read the body first, or
+   retry.
+3. Otherwise :meth:`Flow.plan` describes what follows, as a :data:`Plan`: a generator
+   that yields instructions and receives the driver's answers:
 
-At most one retry follows, with a fresh token, to the origin the request was
-authorised for.
+   ========================  ===========================================================
+   instruction               the driver answers with
+   ========================  ===========================================================
+   :data:`READ_BODY`         the body, at most ``body_limit(detector)`` bytes of it, or
+                             ``None`` when it is longer and was not read; the plan then
+                             judges it (:func:`judge_body`)
+   :class:`Invalidate`       whether the engine can get a token other than this rejected
+                             one (it drops the rejected one either way)
+   :data:`REWIND_BODY`       whether the body was put back where the first send started
+   :data:`FRESH_LEASE`       a lease fetched for the retry
+   ========================  ===========================================================
 
-Example::
+   The plan returns the lease to resend the request with (once, to the origin it was
+   authorised for), or ``None``: the response goes back to the caller as it is. It
+   logs why it gives up (a warning) or that it resends (info).
 
-    detector = StatusFailureDetector()
-    detector.is_auth_failure(401, "application/json", None)   # True
+The drivers (:mod:`delivery_auth._drive`) answer the instructions; the adapters send.
+
+Example, with plain values (the drivers do the same with a real engine and response)::
+
+    flow = Flow(StatusFailureDetector(), cannot_refresh=print)
+    attempt = Attempt("https://api.example.com:443", lease)
+    step = judge_response(attempt, flow.detector, 401, "", url, lease.header)  # RETRY
+    plan = flow.plan(attempt, step, 401, "")
+    plan.send(None)          # Invalidate(token=lease.token)
+    plan.send(True)          # REWIND_BODY
+    plan.send(True)          # FRESH_LEASE
+    plan.send(fresh_lease)   # raises StopIteration(fresh_lease): resend with it
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
-from typing import Protocol
+import logging
+from collections.abc import Callable, Collection, Generator
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 from .engine import Lease
 from .hosts import origin_of
+from .token import Token
 
 __all__ = [
     "DEFAULT_MAX_BODY",
+    "FRESH_LEASE",
+    "READ_BODY",
+    "REWIND_BODY",
     "Attempt",
     "FailureDetector",
+    "Flow",
+    "FreshLease",
+    "Instruction",
+    "Invalidate",
+    "Plan",
+    "ReadBody",
+    "RewindBody",
     "StatusFailureDetector",
     "Step",
     "body_limit",
     "declared_length",
-    "inspect",
-    "inspect_body",
+    "judge_body",
+    "judge_response",
 ]
+
+logger = logging.getLogger("delivery_auth")
 
 #: How many bytes of a body the adapters read for a detector without a ``max_body``
 #: attribute. An auth error is a few hundred bytes; a longer body is not read at all.
@@ -83,24 +123,113 @@ class StatusFailureDetector:
 
 
 class Step(enum.Enum):
-    """What the adapter does next with a response."""
+    """The verdict on a response: done with it, read its body first, or retry."""
 
     DONE = "done"
     READ_BODY = "read body"
     RETRY = "retry"
 
 
-class Attempt:
-    """One authorised send: the origin it was made for and the lease it carried."""
+class Attempt(NamedTuple):
+    """One authorised send: the origin it was authorised for and the lease it carried."""
 
-    __slots__ = ("lease", "origin")
-
-    def __init__(self, origin: str, lease: Lease) -> None:
-        self.origin = origin
-        self.lease = lease
+    origin: str
+    lease: Lease
 
 
-def inspect(
+# -- instructions a plan yields to its driver ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBody:
+    """Read the response body: at most ``body_limit(detector)`` bytes, else ``None``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Invalidate:
+    """Drop ``token`` from the engine; answer whether another token can be had."""
+
+    token: Token
+
+
+@dataclass(frozen=True, slots=True)
+class RewindBody:
+    """Put the request body back where the first send started; answer whether it was."""
+
+
+@dataclass(frozen=True, slots=True)
+class FreshLease:
+    """Answer with a lease fetched for the retry (not one that is due for refresh)."""
+
+
+READ_BODY = ReadBody()
+REWIND_BODY = RewindBody()
+FRESH_LEASE = FreshLease()
+
+Instruction = ReadBody | Invalidate | RewindBody | FreshLease
+
+#: What follows a response that may be about our token: yields instructions, receives
+#: their answers, returns the lease to resend with or ``None`` (return the response).
+Plan = Generator[Instruction, Any, Lease | None]
+
+
+class Flow:
+    """The flow of one auth object: its failure detector, and how it reports a rejected
+    token that it cannot replace (``cannot_refresh(status_code)``: providers word that
+    warning themselves).
+    """
+
+    __slots__ = ("cannot_refresh", "detector")
+
+    def __init__(self, detector: FailureDetector, cannot_refresh: Callable[[int], None]) -> None:
+        self.detector = detector
+        self.cannot_refresh = cannot_refresh
+
+    def plan(self, attempt: Attempt, step: Step, status_code: int, content_type: str) -> Plan:
+        """What follows :func:`judge_response`'s ``step`` (``READ_BODY`` or ``RETRY``) for a
+        response of ``attempt`` with this status and ``Content-Type``."""
+        if step is Step.READ_BODY:
+            body = yield READ_BODY
+            step = judge_body(self.detector, status_code, content_type, body)
+        if step is not Step.RETRY:
+            return None
+        rejected = attempt.lease
+        # The token is dead either way: drop it, so later requests do not send it again.
+        if not (yield Invalidate(rejected.token)):
+            self.cannot_refresh(status_code)
+            return None
+        # Rewind before fetching the fresh token: an unreplayable body costs no token request.
+        if not (yield REWIND_BODY):
+            _cannot_resend(status_code)
+            return None
+        fresh: Lease = yield FRESH_LEASE
+        if fresh.header == rejected.header:  # never resend the same token
+            logger.warning(
+                "The API rejected token %s (HTTP %s) and the token endpoint issued the same "
+                "token again: returning the response instead of resending it.",
+                rejected.token.fingerprint,
+                status_code,
+            )
+            return None
+        logger.info(
+            "The API rejected token %s (HTTP %s); resending once with token %s",
+            rejected.token.fingerprint,
+            status_code,
+            fresh.token.fingerprint,
+        )
+        return fresh
+
+
+def _cannot_resend(status_code: int) -> None:
+    logger.warning(
+        "The API rejected the token (HTTP %s), but the request body is a generator or "
+        "one-shot stream that cannot be sent twice: returning the response. Pass bytes "
+        "or a seekable file to have such requests retried.",
+        status_code,
+    )
+
+
+def judge_response(
     attempt: Attempt,
     detector: FailureDetector,
     status_code: int,
@@ -123,7 +252,7 @@ def inspect(
     return Step.DONE
 
 
-def inspect_body(
+def judge_body(
     detector: FailureDetector, status_code: int, content_type: str, body: bytes | None
 ) -> Step:
     """Decide with the body in hand (after :data:`Step.READ_BODY`); ``None``: the body was

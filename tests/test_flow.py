@@ -23,7 +23,7 @@ from delivery_auth import (
     Token,
 )
 from delivery_auth.engine import TokenEngine
-from delivery_auth.flow import Attempt, StatusFailureDetector, Step, inspect, inspect_body
+from delivery_auth.flow import Attempt, StatusFailureDetector, Step, judge_body, judge_response
 
 MakeAuth = Callable[..., ClientCredentialsAuth]
 
@@ -58,30 +58,35 @@ class TestDecisions:
     def test_status_detector(self) -> None:
         attempt, detector = self.lease(), StatusFailureDetector({401, 419})
         url = "https://api.example.com/x"
-        assert inspect(attempt, detector, 401, "", url, "Bearer abc") is Step.RETRY
-        assert inspect(attempt, detector, 419, "", url, "Bearer abc") is Step.RETRY
-        assert inspect(attempt, detector, 403, "", url, "Bearer abc") is Step.DONE
+        assert judge_response(attempt, detector, 401, "", url, "Bearer abc") is Step.RETRY
+        assert judge_response(attempt, detector, 419, "", url, "Bearer abc") is Step.RETRY
+        assert judge_response(attempt, detector, 403, "", url, "Bearer abc") is Step.DONE
         # not our token on the wire, or another origin: not ours to judge
-        assert inspect(attempt, detector, 401, "", url, "Bearer other") is Step.DONE
-        assert inspect(attempt, detector, 401, "", url, None) is Step.DONE
+        assert judge_response(attempt, detector, 401, "", url, "Bearer other") is Step.DONE
+        assert judge_response(attempt, detector, 401, "", url, None) is Step.DONE
         assert (
-            inspect(attempt, detector, 401, "", "https://evil.example/x", "Bearer abc") is Step.DONE
+            judge_response(attempt, detector, 401, "", "https://evil.example/x", "Bearer abc")
+            is Step.DONE
         )
-        assert inspect(attempt, detector, 401, "", "not a url", "Bearer abc") is Step.DONE
+        assert judge_response(attempt, detector, 401, "", "not a url", "Bearer abc") is Step.DONE
         assert repr(detector) == "StatusFailureDetector([401, 419])"
 
     def test_body_detector(self) -> None:
         attempt, detector = self.lease(), JsonCodeDetector()
         url = "https://api.example.com/x"
         assert (
-            inspect(attempt, detector, 200, "application/json", url, "Bearer abc") is Step.READ_BODY
+            judge_response(attempt, detector, 200, "application/json", url, "Bearer abc")
+            is Step.READ_BODY
         )
-        assert inspect(attempt, detector, 200, "text/html", url, "Bearer abc") is Step.DONE
+        assert judge_response(attempt, detector, 200, "text/html", url, "Bearer abc") is Step.DONE
         other = "https://other.example/x"
-        assert inspect(attempt, detector, 200, "application/json", other, "Bearer abc") is Step.DONE
+        assert (
+            judge_response(attempt, detector, 200, "application/json", other, "Bearer abc")
+            is Step.DONE
+        )
         body = b'{"code": "TOKEN_EXPIRED"}'
-        assert inspect_body(detector, 200, "application/json", body) is Step.RETRY
-        assert inspect_body(detector, 200, "application/json", b'{"code": "x"}') is Step.DONE
+        assert judge_body(detector, 200, "application/json", body) is Step.RETRY
+        assert judge_body(detector, 200, "application/json", b'{"code": "x"}') is Step.DONE
 
 
 class TestDrivenByHand:
