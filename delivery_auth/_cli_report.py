@@ -87,7 +87,7 @@ def wording(command: str, provider: str, title: str) -> Callable[[str], str]:
         wording("check", "dhl", "DHL eCommerce")("Check client_id and token_url.")
         # 'Check DHL_ECOMMERCE_CLIENT_ID and --token-url.'
     """
-    from .providers.yandex import _NEW_TOKEN_HOWTO
+    from .providers.yandex.auth import _NEW_TOKEN_HOWTO
 
     client_id, secret = CLIENT_VARIABLES.get(provider, ("the client id", "the client secret"))
     if command == "yandex":  # yandex login
