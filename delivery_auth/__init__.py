@@ -15,6 +15,7 @@ from .auth import DeliveryAuth
 from .cache import FileTokenCache, MemoryTokenCache, RedisTokenCache, TokenCache
 from .client_credentials import ClientCredentialsAuth
 from .errors import (
+    CredentialsRejectedError,
     DeliveryAuthError,
     DisallowedHostError,
     InsecureTransportError,
@@ -42,6 +43,7 @@ __all__ = [
     "BringgAuth",
     "ClientCredentialsAuth",
     "ConfigurationError",
+    "CredentialsRejectedError",
     "DHLeCommerceAuth",
     "DeliveryAuth",
     "DeliveryAuthError",

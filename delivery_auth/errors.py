@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "ConfigurationError",
+    "CredentialsRejectedError",
     "DeliveryAuthError",
     "DisallowedHostError",
     "InsecureTransportError",
@@ -105,6 +106,10 @@ class ConfigurationError(DeliveryAuthError, ValueError):
 
 class TokenRevokedError(DeliveryAuthError):
     """The API says the token is no longer valid and there is no way to get a new one here."""
+
+
+class CredentialsRejectedError(DeliveryAuthError):
+    """The API refused the credentials when asked to check them (a provider's ``verify``)."""
 
 
 class InsecureTransportError(DeliveryAuthError, ValueError):

@@ -795,7 +795,7 @@ def test_bad_input_in_process(emu, tmp_path, closed_port, busy_port, capsys, mon
 
 
 def test_local_file_errors_are_not_network_failures(capsys):
-    from delivery_auth._cli_report import exit_code, report
+    from delivery_auth.cli.report import exit_code, report
 
     missing = FileNotFoundError(2, "No such file or directory", "/missing/y.env")
     report(missing, False, str)

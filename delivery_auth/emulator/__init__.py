@@ -24,6 +24,7 @@ In pytest, the ``delivery_emulator`` fixture gives each test a fresh one.
 
 from __future__ import annotations
 
+from ._auth import environment
 from .app import EmulatorApp
 from .server import DEFAULT_RESOURCE_PATHS, TOKEN_PATHS, Emulator, NonLoopbackHostError
 from .state import (
@@ -57,4 +58,25 @@ __all__ = [
     "NonLoopbackHostError",
     "Stats",
     "TokenRequestRecord",
+    "endpoints_at",
+    "environment",
 ]
+
+
+def endpoints_at(base_url: str, provider: str) -> dict[str, str]:
+    """The URLs to give ``provider``'s constructor for an emulator at ``base_url`` (keyed by
+    option name), plus ``resource_url``: a protected URL that answers a good credential.
+
+    Example::
+
+        endpoints_at("http://127.0.0.1:8080", "dhl")["token_url"]
+        # 'http://127.0.0.1:8080/dhl/auth/v4/accesstoken'
+    """
+    from ..providers.spec import get
+
+    root = f"{base_url.rstrip('/')}/{provider}"
+    resource = root + DEFAULT_RESOURCE_PATHS[provider]
+    urls = {"token_url": root + TOKEN_PATHS[provider], "resource_url": resource}
+    if "api_url" in get(provider).endpoints:  # a base URL, or the resource itself
+        urls["api_url"] = root if resource.endswith("/api/v1/test") else resource
+    return urls

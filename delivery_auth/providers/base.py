@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 
 from ..errors import ConfigurationError, TokenRevokedError
 from ..token import Token
 
-__all__ = ["StaticSource", "read_env"]
+__all__ = ["StaticSource", "check_overrides", "keyword_options", "read_env"]
 
 
 def read_env(
@@ -38,6 +40,34 @@ def read_env(
             missing=missing,
         )
     return values
+
+
+def keyword_options(cls: type) -> tuple[str, ...]:
+    """The keyword-only parameters of ``cls``'s constructor, in signature order: the
+    options a provider takes (its positional parameters are its credentials)."""
+    parameters = inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]
+    return tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY)
+
+
+def check_overrides(cls: type, overrides: Mapping[str, object]) -> None:
+    """Raise :class:`TypeError` at once when ``from_env(**overrides)`` names an option
+    ``cls`` does not take, naming the valid ones (a misspelt ``timout=5`` must not get
+    as far as the constructor's own, less helpful, complaint).
+
+    Example::
+
+        check_overrides(DHLeCommerceAuth, {"timout": 5})
+        # TypeError: DHLeCommerceAuth.from_env() got an unexpected option 'timout'. ...
+    """
+    valid = keyword_options(cls)
+    for name in overrides:
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"{cls.__name__}.from_env() got an unexpected option {name!r}.{hint} "
+                f"Valid options: {', '.join(valid)}."
+            )
 
 
 class StaticSource:

@@ -19,13 +19,16 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..cache.base import TokenCache
 from ..client_credentials import ClientCredentialsAuth
 from ..engine import TokenSource
 from ..errors import ConfigurationError
 from ..fetch import TokenFetcher
+from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS
+from ..policy import BackoffPolicy
 from ..token import Token
-from .base import read_env
+from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec
 
 __all__ = [
@@ -102,7 +105,7 @@ class BringgAuth(ClientCredentialsAuth):
     ``token_url`` is given. ``ttl`` (seconds) is sent on every token request,
     refreshes included. A 401 from the API gets one fresh token and one resend.
 
-    Other keyword options are those of :class:`~delivery_auth.ClientCredentialsAuth`.
+    The other keyword options are those of :class:`~delivery_auth.ClientCredentialsAuth`.
     ``allowed_hosts`` defaults to ``*.bringg.com`` plus loopback.
 
     Example::
@@ -124,9 +127,17 @@ class BringgAuth(ClientCredentialsAuth):
         region: str | None = None,
         ttl: int | None = None,
         token_url: str | None = None,
+        scope: str | Sequence[str] | None = None,
+        token_endpoint_auth_method: str = "client_secret_post",
         token_params: Mapping[str, object] | None = None,
+        cache: TokenCache | None = None,
+        refresh_margin: float = 60.0,
+        refresh_ratio: float = 0.5,
+        timeout: float = 10.0,
+        max_token_age: float | None = None,
         allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
-        **options: Any,
+        backoff: BackoffPolicy | None = None,
+        failure_detector: FailureDetector | None = None,
     ) -> None:
         key = region.strip().lower() if isinstance(region, str) else region
         if key not in REGION_HOSTS:
@@ -141,9 +152,17 @@ class BringgAuth(ClientCredentialsAuth):
             token_url or f"https://{REGION_HOSTS[key]}/oauth/token",
             client_id,
             client_secret,
+            scope=scope,
+            token_endpoint_auth_method=token_endpoint_auth_method,
             token_params=params,
+            cache=cache,
+            refresh_margin=refresh_margin,
+            refresh_ratio=refresh_ratio,
+            timeout=timeout,
+            max_token_age=max_token_age,
             allowed_hosts=allowed_hosts,
-            **options,
+            backoff=backoff,
+            failure_detector=failure_detector,
         )
 
     @property
@@ -171,6 +190,7 @@ class BringgAuth(ClientCredentialsAuth):
             ("BRINGG_REGION", "BRINGG_TTL"),
             environ,
         )
+        check_overrides(cls, overrides)
         if "BRINGG_REGION" in values:
             overrides.setdefault("region", values["BRINGG_REGION"])
         if "BRINGG_TTL" in values and "ttl" not in overrides:

@@ -18,9 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..cache.base import TokenCache
 from ..client_credentials import ClientCredentialsAuth
+from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS
-from .base import read_env
+from ..policy import BackoffPolicy
+from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec
 
 __all__ = [
@@ -48,7 +51,7 @@ class DHLeCommerceAuth(ClientCredentialsAuth):
     obtained (``refresh_ratio=0.5``, ``max_token_age=1800``). A 401 from the API
     ("Access token expired") gets one fresh token and one resend.
 
-    Other keyword options are those of :class:`~delivery_auth.ClientCredentialsAuth`.
+    The other keyword options are those of :class:`~delivery_auth.ClientCredentialsAuth`.
     ``allowed_hosts`` defaults to ``*.dhlecs.com`` plus loopback.
 
     Example::
@@ -69,10 +72,17 @@ class DHLeCommerceAuth(ClientCredentialsAuth):
         *,
         environment: str = "production",
         token_url: str | None = None,
+        scope: str | Sequence[str] | None = None,
+        token_endpoint_auth_method: str = "client_secret_post",
+        token_params: Mapping[str, object] | None = None,
+        cache: TokenCache | None = None,
+        refresh_margin: float = 60.0,
         refresh_ratio: float = 0.5,
+        timeout: float = 10.0,
         max_token_age: float | None = DEFAULT_MAX_TOKEN_AGE,
         allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
-        **options: Any,
+        backoff: BackoffPolicy | None = None,
+        failure_detector: FailureDetector | None = None,
     ) -> None:
         key = environment.strip().lower() if isinstance(environment, str) else environment
         if key not in ENVIRONMENTS:
@@ -83,10 +93,17 @@ class DHLeCommerceAuth(ClientCredentialsAuth):
             token_url or ENVIRONMENTS[key],
             client_id,
             client_secret,
+            scope=scope,
+            token_endpoint_auth_method=token_endpoint_auth_method,
+            token_params=token_params,
+            cache=cache,
+            refresh_margin=refresh_margin,
             refresh_ratio=refresh_ratio,
+            timeout=timeout,
             max_token_age=max_token_age,
             allowed_hosts=allowed_hosts,
-            **options,
+            backoff=backoff,
+            failure_detector=failure_detector,
         )
 
     @classmethod
@@ -108,6 +125,7 @@ class DHLeCommerceAuth(ClientCredentialsAuth):
             ("DHL_ECOMMERCE_ENVIRONMENT",),
             environ,
         )
+        check_overrides(cls, overrides)
         if "DHL_ECOMMERCE_ENVIRONMENT" in values:
             overrides.setdefault("environment", values["DHL_ECOMMERCE_ENVIRONMENT"])
         return cls(

@@ -20,24 +20,28 @@ import importlib
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
+from .base import keyword_options
 
 if TYPE_CHECKING:
     from ..auth import DeliveryAuth
+    from ..token import Token
 
 __all__ = [
     "EXTRA_PROVIDERS_VARIABLE",
     "REGISTERED",
     "EnvVar",
     "ProviderSpec",
+    "TokenCommand",
     "get",
     "register",
     "registry",
     "unregister",
+    "verify_by_token",
 ]
 
 
@@ -61,6 +65,49 @@ class EnvVar:
     help: str = ""
 
 
+def verify_by_token(auth: Any, api_url: str | None = None) -> str:
+    """The check of a client-credentials provider: getting a token is the check.
+
+    Returns what happened, to follow the provider's title (see :attr:`ProviderSpec.verify`);
+    the token endpoint's refusal is raised as the fetch raises it
+    (:class:`~delivery_auth.InvalidClientError`, ...). ``api_url`` is not used.
+
+    Example::
+
+        verify_by_token(DHLeCommerceAuth(client_id, client_secret))
+        # 'issued a token (lifetime 3600 s) at https://api.dhlecs.com/auth/v4/accesstoken.'
+    """
+    token = auth.get_token()
+    lifetime = "unknown" if token.lifetime is None else f"{token.lifetime:.0f} s"
+    return f"issued a token (lifetime {lifetime}) at {auth.token_url}."
+
+
+@dataclass(frozen=True)
+class TokenCommand:
+    """How ``delivery-auth token`` gets one token of a provider.
+
+    By default it builds the auth object from the environment (``from_env``) with the
+    command's options and asks it for its token.
+
+    Attributes:
+        help: one sentence for ``delivery-auth token --help`` when the provider differs
+            from the default (``"Delivery Tracker uses OAuth2 here"``).
+        options: constructor options the command always sets (``{"method": "oauth2"}``).
+        refusal: what to say when ``-o`` asks for another value of one of ``options``.
+        renew: instead of the auth object, ``renew(token_url, environ) -> Token`` gets
+            the token (Yandex renews it with a refresh token); ``token_url`` ``None``
+            means the provider's own. It raises :class:`ConfigurationError` naming
+            ``missing`` variables; the command then takes no ``-o`` options.
+        needs: said after the missing variables' names when ``renew`` lacks some.
+    """
+
+    help: str = ""
+    options: Mapping[str, object] = field(default_factory=dict)
+    refusal: str = ""
+    renew: Callable[[str | None, Mapping[str, str] | None], Token] | None = None
+    needs: str = ""
+
+
 @dataclass(frozen=True)
 class ProviderSpec:
     """What delivery-auth knows about one provider, in one place.
@@ -77,10 +124,22 @@ class ProviderSpec:
             emulator runs, so the library never imports Werkzeug).
         endpoints: the constructor options that name an endpoint URL and that the
             emulator, the CLI (``--token-url``, ``--api-url``) and tests may point elsewhere.
-        verify: checks credentials against the real API (or the emulator) and returns a
-            one-line description of what answered; raises a
-            :class:`~delivery_auth.DeliveryAuthError` when they are refused. ``None``:
-            getting a token is the check.
+        verify: ``verify(auth, api_url)`` checks the credentials of an auth object of
+            this provider against the real API (or the emulator) and returns what
+            happened, worded to follow the title (``"issued a token (lifetime 3600 s) at
+            URL."``: the CLI prints ``OK: <title> <that>``); it raises a
+            :class:`~delivery_auth.DeliveryAuthError` when they are refused. ``api_url``
+            ``None``: the auth object's own. Default :func:`verify_by_token`: getting a
+            token is the check.
+        verify_help: what ``verify`` does, for ``delivery-auth check --help``.
+        api_url_help: what ``--api-url`` means for it, when ``api_url`` is an endpoint.
+        token: how ``delivery-auth token`` gets a token (:class:`TokenCommand`).
+        cli_commands: dotted path of a module whose ``add_commands(commands, parents)``
+            adds the provider's own subcommands to ``delivery-auth`` (Yandex: ``yandex
+            login``), or ``None``.
+        cli_wording: ``(regular expression, replacement)`` pairs that rewrite the Python
+            API's advice in its messages into the command line's words
+            (``'method="oauth2"'`` -> ``"-o method=oauth2"``).
 
     Example::
 
@@ -102,7 +161,12 @@ class ProviderSpec:
     failure_signal: str
     emulator_page: str
     endpoints: tuple[str, ...] = ("token_url",)
-    verify: Callable[[Any, str | None], str] | None = None
+    verify: Callable[[Any, str | None], str] = verify_by_token
+    verify_help: str = "a token request"
+    api_url_help: str = ""
+    token: TokenCommand = TokenCommand()
+    cli_commands: str | None = None
+    cli_wording: tuple[tuple[str, str], ...] = ()
 
     def environment_for(self, credentials: Any) -> dict[str, str]:
         """The variables ``from_env`` reads, filled from an object with credential
@@ -118,6 +182,15 @@ class ProviderSpec:
         """Build the auth object from the environment (the class's own ``from_env``)."""
         from_env: Callable[..., Any] = getattr(self.auth_class, "from_env")  # noqa: B009
         return from_env(environ, **overrides)
+
+    def options(self) -> tuple[str, ...]:
+        """The keyword options of the auth class's constructor, in signature order
+        (what ``from_env`` overrides and ``delivery-auth -o NAME=VALUE`` may set)."""
+        return keyword_options(self.auth_class)
+
+    def variables(self, argument: str) -> str | None:
+        """The environment variable that fills constructor argument ``argument``."""
+        return next((var.name for var in self.env if var.argument == argument), None)
 
     def page(self) -> Any:
         """The provider's emulator page module (imports Werkzeug)."""

@@ -22,19 +22,32 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import requests
+
 from ..cache.base import TokenCache
 from ..cache.memory import MemoryTokenCache
 from ..client_credentials import ClientCredentialsAuth
 from ..engine import TokenEngine
+from ..errors import CredentialsRejectedError, DeliveryAuthError
 from ..fetch import TokenFetcher
 from ..flow import DEFAULT_MAX_BODY, FailureDetector
-from ..hosts import LOOPBACK_HOSTS
-from ..policy import RefreshPolicy
+from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
+from ..policy import BackoffPolicy, RefreshPolicy
 from ..token import Token
-from .base import StaticSource, read_env
-from .spec import EnvVar, ProviderSpec
+from .base import StaticSource, check_overrides, read_env
+from .spec import EnvVar, ProviderSpec, TokenCommand
 
-__all__ = ["SPEC", "DeliveryTrackerAuth", "GraphQLFailureDetector", "is_json_content_type"]
+__all__ = [
+    "AUTH_TEST_QUERY",
+    "SPEC",
+    "DeliveryTrackerAuth",
+    "GraphQLFailureDetector",
+    "graphql_error_codes",
+    "is_json_content_type",
+]
+
+#: The query Delivery Tracker's documentation uses to test credentials.
+AUTH_TEST_QUERY = "query AuthTestQuery { carriers(first: 10) { edges { node { id name } } } }"
 
 logger = logging.getLogger("delivery_auth")
 
@@ -47,30 +60,29 @@ def is_json_content_type(content_type: str) -> bool:
     )
 
 
-def _has_error_code(payload: object, code: str) -> bool:
-    """Whether a decoded GraphQL answer has an error whose ``extensions.code`` is ``code``.
+def graphql_error_codes(payload: object) -> list[str]:
+    """The ``extensions.code`` strings of a decoded GraphQL answer's ``errors``, in order.
 
     The answer to a batched request (a JSON array of operations, as Apollo Server and
-    others accept) is a JSON array of responses: it has the error when any one does.
+    others accept) is a JSON array of responses: their codes are joined. Anything of
+    another shape (``errors`` not a list, elements that are not objects, a code that
+    is not a string) contributes nothing; it never raises.
+
+    Example::
+
+        graphql_error_codes({"errors": [{"extensions": {"code": "UNAUTHENTICATED"}}]})
+        # ['UNAUTHENTICATED']
     """
-    if isinstance(payload, list):
-        return any(_response_has_error_code(response, code) for response in payload)
-    return _response_has_error_code(payload, code)
-
-
-def _response_has_error_code(payload: object, code: str) -> bool:
-    """Whether one GraphQL response (an object) has an error with ``extensions.code``."""
-    if not isinstance(payload, dict):
-        return False
-    errors = payload.get("errors")
-    if not isinstance(errors, list):
-        return False
-    for error in errors:
-        if isinstance(error, dict):
-            extensions = error.get("extensions")
-            if isinstance(extensions, dict) and extensions.get("code") == code:
-                return True
-    return False
+    responses = payload if isinstance(payload, list) else [payload]
+    codes: list[str] = []
+    for response in responses:
+        errors = response.get("errors") if isinstance(response, dict) else None
+        for error in errors if isinstance(errors, list) else ():
+            extensions = error.get("extensions") if isinstance(error, dict) else None
+            code = extensions.get("code") if isinstance(extensions, dict) else None
+            if isinstance(code, str):
+                codes.append(code)
+    return codes
 
 
 class GraphQLFailureDetector:
@@ -120,7 +132,7 @@ class GraphQLFailureDetector:
             payload = json.loads(body)
         except (ValueError, RecursionError):  # not JSON, truncated, bad UTF-8, too deep
             return False
-        return _has_error_code(payload, self.code)
+        return self.code in graphql_error_codes(payload)
 
 
 METHODS = ("api_key", "oauth2")
@@ -138,8 +150,9 @@ class DeliveryTrackerAuth(ClientCredentialsAuth):
     ``Authorization: Bearer <token>``; an ``UNAUTHENTICATED`` answer at any HTTP status
     gets one fresh token and one resend.
 
-    Other keyword options are those of :class:`~delivery_auth.ClientCredentialsAuth`
-    (``cache``, ``refresh_margin``, ``timeout``, ...); they matter in OAuth2 mode only.
+    ``api_url`` is the GraphQL URL :meth:`verify` asks. The other keyword options are
+    those of :class:`~delivery_auth.ClientCredentialsAuth` (``cache``,
+    ``refresh_margin``, ``timeout``, ...); they matter in OAuth2 mode only.
     ``allowed_hosts`` defaults to ``*.tracker.delivery`` plus loopback.
 
     Example::
@@ -167,9 +180,18 @@ class DeliveryTrackerAuth(ClientCredentialsAuth):
         *,
         method: str = "api_key",
         token_url: str = TOKEN_URL,
+        api_url: str = GRAPHQL_URL,
+        scope: str | Sequence[str] | None = None,
+        token_endpoint_auth_method: str = "client_secret_post",
+        token_params: Mapping[str, object] | None = None,
+        cache: TokenCache | None = None,
+        refresh_margin: float = 60.0,
+        refresh_ratio: float = 0.5,
+        timeout: float = 10.0,
+        max_token_age: float | None = None,
         allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
+        backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
-        **options: Any,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -178,13 +200,22 @@ class DeliveryTrackerAuth(ClientCredentialsAuth):
         ):
             raise ValueError("client_id and client_secret must not contain control characters")
         self.method = method
+        self.api_url = check_endpoint_url(api_url, "api_url")
         super().__init__(
             token_url,
             client_id,
             client_secret,
+            scope=scope,
+            token_endpoint_auth_method=token_endpoint_auth_method,
+            token_params=token_params,
+            cache=cache,
+            refresh_margin=refresh_margin,
+            refresh_ratio=refresh_ratio,
+            timeout=timeout,
+            max_token_age=max_token_age,
             allowed_hosts=allowed_hosts,
+            backoff=backoff,
             failure_detector=failure_detector or GraphQLFailureDetector(),
-            **options,
         )
 
     def _make_engine(
@@ -225,6 +256,7 @@ class DeliveryTrackerAuth(ClientCredentialsAuth):
             ("DELIVERY_TRACKER_METHOD",),
             environ,
         )
+        check_overrides(cls, overrides)
         if "DELIVERY_TRACKER_METHOD" in values:
             overrides.setdefault("method", values["DELIVERY_TRACKER_METHOD"].lower())
         return cls(
@@ -232,6 +264,54 @@ class DeliveryTrackerAuth(ClientCredentialsAuth):
             values["DELIVERY_TRACKER_CLIENT_SECRET"],
             **overrides,
         )
+
+    # -- verification -----------------------------------------------------------------
+
+    def verify(self, *, timeout: float = 15.0) -> None:
+        """Check the credentials with the AuthTestQuery at :attr:`api_url`; return when
+        it answers with data.
+
+        Raises :class:`~delivery_auth.CredentialsRejectedError` when the API answers
+        ``UNAUTHENTICATED`` (in OAuth2 mode after one fresh token and one resend), and
+        :class:`~delivery_auth.DeliveryAuthError` when it cannot be reached or answers
+        anything else, with what to do.
+
+        Example::
+
+            DeliveryTrackerAuth(client_id, client_secret).verify()
+        """
+        self._verify_at(self.api_url, timeout)
+
+    def _verify_at(self, url: str, timeout: float) -> None:
+        try:
+            response = requests.post(
+                url, json={"query": AUTH_TEST_QUERY}, auth=self, timeout=timeout
+            )
+        except requests.RequestException as exc:
+            raise DeliveryAuthError(
+                f"could not reach {url} ({type(exc).__name__}); check the network and api_url"
+            ) from None
+        try:
+            body = json.loads(response.content)
+        except (ValueError, RecursionError):  # not JSON, or absurdly nested
+            body = None
+        codes = graphql_error_codes(body)
+        errors, data = (
+            (body.get("errors"), body.get("data")) if isinstance(body, dict) else (None, None)
+        )
+        if response.status_code == 200 and not errors and isinstance(data, dict):
+            return
+        if "UNAUTHENTICATED" in codes:
+            hint = (
+                ' Client IDs registered before 2024-05-13 work only with method="oauth2".'
+                if self.method == "api_key"
+                else ""
+            )
+            raise CredentialsRejectedError(
+                f"Delivery Tracker rejected the credentials (UNAUTHENTICATED).{hint}"
+            )
+        what = ", ".join(codes) if codes else f"HTTP {response.status_code}"
+        raise DeliveryAuthError(f"Delivery Tracker did not answer AuthTestQuery ({what}) at {url}")
 
     def _cannot_refresh(self, status_code: int) -> None:
         logger.warning(
@@ -255,6 +335,12 @@ class DeliveryTrackerAuth(ClientCredentialsAuth):
         )
 
 
+def _verify(auth: DeliveryTrackerAuth, api_url: str | None) -> str:
+    url = auth.api_url if api_url is None else check_endpoint_url(api_url, "api_url")
+    auth._verify_at(url, 15.0)
+    return f"answered AuthTestQuery ({auth.method} mode, {url})."
+
+
 SPEC = ProviderSpec(
     name="tracker",
     title="Delivery Tracker",
@@ -270,4 +356,13 @@ SPEC = ProviderSpec(
     failure_signal='GraphQL errors[].extensions.code "UNAUTHENTICATED", at any HTTP status',
     emulator_page="delivery_auth.emulator.tracker",
     endpoints=("token_url", "api_url"),
+    verify=_verify,
+    verify_help="the AuthTestQuery on the GraphQL API",
+    api_url_help="the GraphQL URL",
+    token=TokenCommand(
+        help="Delivery Tracker uses OAuth2 here",
+        options={"method": "oauth2"},
+        refusal="Delivery Tracker's API-key mode has no token to fetch; use -o method=oauth2",
+    ),
+    cli_wording=((r'method="oauth2"', "-o method=oauth2"),),
 )

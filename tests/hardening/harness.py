@@ -25,22 +25,25 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 import requests
 from werkzeug.wrappers import Request, Response
 
-from delivery_auth import BackoffPolicy
-from delivery_auth.emulator import CREDENTIALS, TOKEN_PATHS, Emulator
+from delivery_auth import BackoffPolicy, ClientCredentialsAuth
+from delivery_auth.emulator import CREDENTIALS, Emulator
 from delivery_auth.emulator.app import ConnectionResetFault
+from delivery_auth.providers.spec import registry
 
 T = TypeVar("T")
 
-PROVIDERS = ("tracker", "bringg", "dhl", "yandex")
+PROVIDERS = tuple(registry())
 #: The providers with a client-credentials token endpoint (Yandex only renews).
-CLIENT_CREDENTIALS = ("tracker", "bringg", "dhl")
+CLIENT_CREDENTIALS = tuple(
+    spec.name for spec in registry().values() if issubclass(spec.auth_class, ClientCredentialsAuth)
+)
 CLIENTS = ("requests", "httpx", "httpx-async")
 FAST_BACKOFF = BackoffPolicy(attempts=3, base_delay=0.001, max_delay=0.01)
 #: The longest any single call of the suite may take before it counts as a hang.
@@ -220,7 +223,7 @@ class Rig:
     # -- the wrapped handlers ------------------------------------------------------------
 
     def _wrap(self, provider: str, handler: Callable[..., Response]) -> Callable[..., Response]:
-        token_path = TOKEN_PATHS[provider]
+        token_path = urlsplit(self.emu.token_url(provider)).path.removeprefix(f"/{provider}")
 
         def handle(request: Request, state: Any, path: str) -> Response:
             body = request.get_data(cache=True)

@@ -17,8 +17,13 @@ import re
 import sys
 import traceback
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..providers.spec import ProviderSpec
 
 __all__ = [
+    "EMULATOR_CREDENTIALS",
     "Failure",
     "UsageProblem",
     "check_url_flags",
@@ -39,13 +44,11 @@ class Failure(Exception):
     """The check failed or the server refused: exit code 1."""
 
 
-#: The variables that hold each provider's client id and secret (for messages).
-CLIENT_VARIABLES = {
-    "tracker": ("DELIVERY_TRACKER_CLIENT_ID", "DELIVERY_TRACKER_CLIENT_SECRET"),
-    "bringg": ("BRINGG_CLIENT_ID", "BRINGG_CLIENT_SECRET"),
-    "dhl": ("DHL_ECOMMERCE_CLIENT_ID", "DHL_ECOMMERCE_CLIENT_SECRET"),
-    "yandex": ("YANDEX_CLIENT_ID", "YANDEX_CLIENT_SECRET"),
-}
+#: Said when a command needs credentials from the environment and they are missing.
+EMULATOR_CREDENTIALS = (
+    "To try it offline, 'delivery-auth emulate' prints the emulator's test credentials "
+    "(--emulator supplies only its endpoints)."
+)
 
 
 class Formatter(logging.Formatter):
@@ -78,22 +81,27 @@ def configure_logging(debug: bool, words: Callable[[str], str]) -> Callable[[], 
     return undo
 
 
-def wording(command: str, provider: str, title: str) -> Callable[[str], str]:
+def wording(spec: ProviderSpec | None, *, client_id: str | None = None) -> Callable[[str], str]:
     """A function that rewrites the Python API's advice (parameters, functions) in a message
-    into the flags, commands and environment variables of ``command`` for ``provider``.
+    into the flags, commands and environment variables of the command line, for the
+    provider ``spec`` (``None``: a command about no one provider). ``client_id`` replaces
+    the name of the client id (a command's ``--client-id`` flag).
+
+    Every registered provider's own rules (:attr:`ProviderSpec.cli_wording`) apply first.
 
     Example::
 
-        wording("check", "dhl", "DHL eCommerce")("Check client_id and token_url.")
+        wording(get("dhl"))("Check client_id and token_url.")
         # 'Check DHL_ECOMMERCE_CLIENT_ID and --token-url.'
     """
-    from .providers.yandex import _NEW_TOKEN_HOWTO
+    from ..providers.spec import registry
 
-    client_id, secret = CLIENT_VARIABLES.get(provider, ("the client id", "the client secret"))
-    if command == "yandex":  # yandex login
-        client_id = "--client-id"
+    title = spec.title if spec is not None else "the provider"
+    client_id_name = (spec.variables("client_id") if spec else None) or "the client id"
+    secret = (spec.variables("client_secret") if spec else None) or "the client secret"
+    client_id = client_id or client_id_name
     rules: list[tuple[str, str | Callable[[re.Match[str]], str]]] = [
-        (re.escape(_NEW_TOKEN_HOWTO), "Get a new token with 'delivery-auth yandex login'."),
+        *(rule for known in registry().values() for rule in known.cli_wording),
         (r"the request will be tried again on the next call", "try again later"),
         (r"max_retry_after=(\S+ s)", r"the \1 delivery-auth waits at most"),
         (r"Check scope and token_params\.", "Check --token-url and the -o options."),
@@ -104,9 +112,6 @@ def wording(command: str, provider: str, title: str) -> Callable[[str], str]:
             f"delivery-auth sends {title} credentials only to {title}'s hosts and to loopback. "
             "Check --api-url.",
         ),
-        (r"\bdevice_login\b", "'delivery-auth yandex login'"),
-        (r'method="oauth2"', "-o method=oauth2"),
-        (r"pass the token alone", "set YANDEX_COURIER_TOKEN to the token alone"),
         (r"\bclient_id\b", client_id),
         (r"\bclient_secret\b", secret),
         (
@@ -125,8 +130,8 @@ def wording(command: str, provider: str, title: str) -> Callable[[str], str]:
 
 def check_url_flags(args: argparse.Namespace) -> None:
     """Every URL flag is an absolute http(s) URL, and https unless its host is loopback."""
-    from .errors import InsecureTransportError
-    from .hosts import check_endpoint_url
+    from ..errors import InsecureTransportError
+    from ..hosts import check_endpoint_url
 
     for name in ("emulator", "token_url", "api_url", "oauth_url"):
         value = getattr(args, name, None)
@@ -150,7 +155,7 @@ def check_url_flags(args: argparse.Namespace) -> None:
 
 def exit_code(exc: BaseException) -> int:
     """2: usage or configuration, for the user to fix here; 1: the remote side failed."""
-    from .errors import ConfigurationError, DisallowedHostError, InsecureTransportError
+    from ..errors import ConfigurationError, DisallowedHostError, InsecureTransportError
 
     local_file = isinstance(exc, OSError) and exc.filename is not None
     ours = (UsageProblem, ConfigurationError, DisallowedHostError, InsecureTransportError)
@@ -165,7 +170,7 @@ def report(exc: BaseException, debug: bool, words: Callable[[str], str]) -> None
 
 
 def describe(exc: BaseException) -> str:
-    from .errors import DeliveryAuthError
+    from ..errors import DeliveryAuthError
 
     if isinstance(exc, DeliveryAuthError):
         return str(exc)

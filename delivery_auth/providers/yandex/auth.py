@@ -24,19 +24,18 @@ from typing import Any
 import httpx
 import requests
 
-from ..auth import DeliveryAuth
-from ..cache.memory import MemoryTokenCache
-from ..engine import TokenEngine, TokenSource
-from ..errors import DeliveryAuthError, InvalidClientError, TokenRequestError, TokenRevokedError
-from ..fetch import TokenFetcher
-from ..flow import FailureDetector
-from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
-from ..policy import BackoffPolicy, RefreshPolicy
-from ..token import Token
-from .base import StaticSource, read_env
-from .spec import EnvVar, ProviderSpec
+from ...auth import DeliveryAuth
+from ...cache.memory import MemoryTokenCache
+from ...engine import TokenEngine, TokenSource
+from ...errors import DeliveryAuthError, InvalidClientError, TokenRequestError, TokenRevokedError
+from ...fetch import TokenFetcher
+from ...flow import FailureDetector
+from ...hosts import LOOPBACK_HOSTS, check_endpoint_url
+from ...policy import BackoffPolicy, RefreshPolicy
+from ...token import Token
+from ..base import StaticSource, check_overrides, read_env
 
-__all__ = ["SPEC", "YandexCourierAuth"]
+__all__ = ["API_URL", "TOKEN_URL", "YandexCourierAuth", "verify_line"]
 
 logger = logging.getLogger("delivery_auth")
 
@@ -199,6 +198,7 @@ class YandexCourierAuth(DeliveryAuth):
 
             auth = YandexCourierAuth.from_env()
         """
+        check_overrides(cls, overrides)
         optional = ("YANDEX_REFRESH_TOKEN", "YANDEX_CLIENT_ID", "YANDEX_CLIENT_SECRET")
         values = read_env(cls.__name__, ("YANDEX_COURIER_TOKEN",), optional, environ)
         if "YANDEX_REFRESH_TOKEN" in values:
@@ -233,14 +233,16 @@ class YandexCourierAuth(DeliveryAuth):
 
             YandexCourierAuth(token).verify()
         """
+        self._verify_at(self.test_url, timeout)
+
+    def _verify_at(self, test_url: str, timeout: float) -> None:
         try:
-            response = requests.get(self.test_url, auth=self, timeout=timeout)
+            response = requests.get(test_url, auth=self, timeout=timeout)
         except requests.RequestException as exc:
             raise DeliveryAuthError(
-                f"Could not reach {self.test_url} ({type(exc).__name__}). Check the network "
-                "and api_url."
+                f"Could not reach {test_url} ({type(exc).__name__}). Check the network and api_url."
             ) from None
-        self._check_verification(response.status_code, response.content)
+        self._check_verification(response.status_code, response.content, test_url)
 
     async def averify(self, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """:meth:`verify` with httpx, for asyncio and trio (``timeout``: per HTTP request)."""
@@ -252,18 +254,18 @@ class YandexCourierAuth(DeliveryAuth):
                 f"Could not reach {self.test_url} ({type(exc).__name__}). Check the network "
                 "and api_url."
             ) from None
-        self._check_verification(response.status_code, response.content)
+        self._check_verification(response.status_code, response.content, self.test_url)
 
-    def _check_verification(self, status_code: int, body: bytes) -> None:
+    def _check_verification(self, status_code: int, body: bytes, test_url: str) -> None:
         if status_code == 401:
             raise TokenRevokedError(
-                f"Yandex Courier rejected the token (HTTP 401 from {self.test_url}): it was "
+                f"Yandex Courier rejected the token (HTTP 401 from {test_url}): it was "
                 f"revoked, has expired or was issued for another app. {_NEW_TOKEN_HOWTO}"
             )
         if status_code == 403:
             raise DeliveryAuthError(
                 f"Yandex Courier accepted the token but refused access (HTTP 403 from "
-                f"{self.test_url}): the company API key is unknown or banned, or the "
+                f"{test_url}): the company API key is unknown or banned, or the "
                 "token's user is not an administrator of the company. Ask the company "
                 "administrator to issue the token; a new token of the same user will not help."
             )
@@ -281,9 +283,16 @@ class YandexCourierAuth(DeliveryAuth):
             else "Check api_url."
         )
         raise DeliveryAuthError(
-            f"Unexpected answer from {self.test_url} (HTTP {status_code}), expected "
+            f"Unexpected answer from {test_url} (HTTP {status_code}), expected "
             f'{{"message": "OK"}}. {hint}'
         )
+
+    @property
+    def renewed(self) -> bool:
+        """Whether the token in use is no longer the one this object was given (it was
+        rejected and renewed with the refresh token)."""
+        current = self.get_token().access_token
+        return hashlib.sha256(current.encode()).hexdigest() != self._token_hash
 
     # -- hooks ------------------------------------------------------------------------
 
@@ -307,18 +316,17 @@ class YandexCourierAuth(DeliveryAuth):
         )
 
 
-SPEC = ProviderSpec(
-    name="yandex",
-    title="Yandex Courier",
-    auth_class=YandexCourierAuth,
-    env=(
-        EnvVar("YANDEX_COURIER_TOKEN", "token", required=True, field="token"),
-        EnvVar("YANDEX_REFRESH_TOKEN", "refresh_token", field="refresh_token"),
-        EnvVar("YANDEX_CLIENT_ID", "client_id", field="client_id"),
-        EnvVar("YANDEX_CLIENT_SECRET", "client_secret", field="client_secret"),
-    ),
-    default_hosts=YandexCourierAuth.DEFAULT_ALLOWED_HOSTS,
-    failure_signal="HTTP 401",
-    emulator_page="delivery_auth.emulator.yandex",
-    endpoints=("token_url", "api_url"),
-)
+def verify_line(auth: YandexCourierAuth, api_url: str | None) -> str:
+    """:attr:`ProviderSpec.verify <delivery_auth.providers.spec.ProviderSpec.verify>` of
+    Yandex Courier: ``GET /api/v1/test`` at ``api_url`` (``None``: the auth object's)."""
+    if api_url is None:
+        test_url = auth.test_url
+    else:
+        test_url = f"{check_endpoint_url(api_url, 'api_url').rstrip('/')}/api/v1/test"
+    auth._verify_at(test_url, 10.0)
+    how = (
+        ", renewed with YANDEX_REFRESH_TOKEN: YANDEX_COURIER_TOKEN itself was rejected"
+        if auth.renewed
+        else ""
+    )
+    return f"accepted the token{how} ({test_url} answered OK)."
