@@ -192,7 +192,7 @@ def _build(provider: str, args: argparse.Namespace, **forced: object) -> tuple[A
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .emulator.demo import CLIENTS, run_demo
+    from .demo import CLIENTS, run_demo
 
     providers = args.provider or list(PROVIDER_NAMES)
     clients = args.client or list(CLIENTS)
