@@ -2,7 +2,8 @@
 
 - ``POST /dhl/auth/v4/accesstoken`` — client credentials, form-urlencoded (client auth
   in the body or HTTP Basic); answers ``{access_token, client_id, token_type,
-  expires_in}``. Errors are problem details, e.g. 400
+  expires_in}``. Errors are problem details, e.g. 400 (401 with
+  ``emu.dhl_invalid_credentials_status = 401``: DHL answers either)
   ``{"type": "https://api.dhlecs.com/docs/errors/400.0000005", "title": "Invalid
   credentials"}`` (``application/problem+json``).
 - Every other path is a protected resource: ``Bearer <token>`` → 200; an expired or
@@ -26,7 +27,7 @@ from .app import (
     json_response,
     method_not_allowed,
 )
-from .page import Credentials, DemoPlan, Page, Rejection
+from .page import Credentials, DemoPlan, Page, Rejection, Setting
 from .state import EmulatorState
 
 __all__ = ["ERRORS_BASE", "PAGE", "TOKEN_PATH", "handle"]
@@ -51,11 +52,12 @@ def problem(status: int, code: str, title: str, **extra: object) -> Response:
     return json_response(body, status, content_type="application/problem+json")
 
 
-def _invalid_credentials() -> Response:
-    return problem(400, "0000005", "Invalid credentials")
-
-
 def token(request: Request, state: EmulatorState) -> Response:
+    def _invalid_credentials() -> Response:
+        return problem(
+            state.settings.dhl_invalid_credentials_status, "0000005", "Invalid credentials"
+        )
+
     auth, answered = begin_token_request(request, state, PROVIDER, _invalid_credentials)
     if answered is not None:
         return answered
@@ -135,6 +137,12 @@ def resource(request: Request, state: EmulatorState, path: str) -> Response:
     return json_response({"status": "OK", "path": path, "method": request.method})
 
 
+def _invalid_credentials_status(value: Any) -> int:
+    if value not in (400, 401):
+        raise ValueError(f"DHL answers invalid credentials with HTTP 400 or 401, not {value!r}")
+    return int(value)
+
+
 def _says_expired(body: Any) -> bool:
     return isinstance(body, dict) and body.get("title") == EXPIRED
 
@@ -152,5 +160,6 @@ PAGE = Page(
     endpoint_paths={"token_url": TOKEN_PATH, "api_url": "/shipping/v4/label"},
     rejection=Rejection(401, f'401 "{EXPIRED}"', _says_expired),
     served=_served,
+    settings={"dhl_invalid_credentials_status": Setting(400, _invalid_credentials_status)},
     demo=DemoPlan(revoked=f'revoked: 401 "{EXPIRED}" -> 1 refresh, 1 resend'),
 )

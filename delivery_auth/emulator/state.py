@@ -346,6 +346,10 @@ class EmulatorState:
             self._refresh_tokens[value] = (provider, client_id)
         return value
 
+    def forget_refresh_token(self, value: str) -> None:
+        with self._lock:
+            self._refresh_tokens.pop(value, None)
+
     def refresh_token_owner(self, provider: str, value: str) -> str | None:
         """The client id a live refresh token of ``provider`` belongs to, else ``None``."""
         with self._lock:

@@ -8,7 +8,9 @@ Yandex ID:
   answers ``authorization_pending`` for ``emu.device_pending_polls`` polls, then
   success, ``access_denied`` or ``expired_token`` (``emu.device_outcome``; both set
   with ``emu.configure_device_flow``);
-  ``grant_type=refresh_token`` exchanges the refresh token for a new access token.
+  ``grant_type=refresh_token`` exchanges the refresh token for a new access token (and,
+  with ``emu.yandex_rotate_refresh_tokens = True``, a new refresh token that replaces
+  the used one). Faults injected on ``"token"`` apply to ``/device/code`` too.
   Client auth in the body or HTTP Basic.
 - ``GET /yandex/device`` — the page a user would open; here it only explains that
   the emulator approves codes by itself.
@@ -36,6 +38,7 @@ from .app import (
     bearer,
     begin_protected_request,
     begin_token_request,
+    fault_response,
     json_response,
     method_not_allowed,
     not_found,
@@ -96,6 +99,11 @@ def _client_ok(auth: ClientAuth, *, secret_required: bool = True) -> bool:
 
 
 def device_code(request: Request, state: EmulatorState) -> Response:
+    fault = state.next_fault(PROVIDER, "token")  # Yandex ID's endpoints share the faults
+    if fault is not None:
+        faulted = fault_response(state, fault, _invalid_client)
+        if faulted is not None:
+            return faulted
     if request.method != "POST":
         return method_not_allowed("POST")
     auth = parse_token_request(request)
@@ -153,6 +161,9 @@ def token(request: Request, state: EmulatorState) -> Response:
         refresh_token = auth.params.get("refresh_token", "")
         if state.refresh_token_owner(PROVIDER, refresh_token) != auth.client_id:
             return _oauth_error("invalid_grant", "Invalid or revoked refresh token")
+        if state.settings.yandex_rotate_refresh_tokens:  # a new one replaces the used one
+            state.forget_refresh_token(refresh_token)
+            refresh_token = state.new_refresh_token(PROVIDER, auth.client_id)
         return _token_response(state, auth.client_id, refresh_token)
     code = auth.params.get("code") or auth.params.get("device_code") or ""
     outcome = state.poll_device_code(code, auth.client_id)
@@ -213,7 +224,10 @@ PAGE = Page(
     served=_served,
     mint=_mint,
     tokens_expire=False,  # Yandex OAuth tokens live until revoked
-    settings={"yandex_company_banned": Setting(False, bool)},
+    settings={
+        "yandex_company_banned": Setting(False, bool),
+        "yandex_rotate_refresh_tokens": Setting(False, bool),
+    },
     demo=DemoPlan(
         token_option="token",  # noqa: S106 - the name of an argument
         first="static OAuth token used as is, nothing to fetch",
