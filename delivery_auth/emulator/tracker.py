@@ -7,7 +7,8 @@
   expired or revoked credential is answered the vendor's way: a GraphQL error with
   ``extensions.code == "UNAUTHENTICATED"`` at HTTP 200 (the status is a setting:
   ``emu.tracker_unauthenticated_status``). The seed's ``AuthTestQuery`` gets a small
-  list of carriers; a ``track(...)`` query gets a delivered parcel.
+  list of carriers; a ``track(...)`` query gets a delivered parcel. A batch (a JSON array
+  of operations) gets a JSON array of answers, Apollo Server style.
 
 :data:`PAGE` describes all of it to the emulator and the demo.
 """
@@ -107,14 +108,25 @@ def token(request: Request, state: EmulatorState) -> Response:
     )
 
 
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
+
+
 def _errors(status: int, code: str, message: str) -> Response:
-    return json_response(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}, status
-    )
+    return json_response(_error(code, message), status)
 
 
-def _unauthenticated(state: EmulatorState, message: str) -> Response:
-    return _errors(state.settings.tracker_unauthenticated_status, "UNAUTHENTICATED", message)
+def _operations(request: Request) -> int | None:
+    """How many operations a batch (a JSON array) holds; ``None``: not a batch."""
+    body = read_json(request)
+    return len(body) if isinstance(body, list) else None
+
+
+def _unauthenticated(request: Request, state: EmulatorState, message: str) -> Response:
+    status = state.settings.tracker_unauthenticated_status
+    answer = _error("UNAUTHENTICATED", message)
+    batch = _operations(request)
+    return json_response(answer if batch is None else [answer] * batch, status)
 
 
 def _authenticate(request: Request, state: EmulatorState) -> str | None:
@@ -146,27 +158,35 @@ def graphql(request: Request, state: EmulatorState) -> Response:
         state,
         PROVIDER,
         lambda request: _authenticate(request, state),
-        lambda reason: _unauthenticated(state, reason),
+        lambda reason: _unauthenticated(request, state, reason),
         fault_reason="Access token expired.",
         methods=("POST",),
     )
     if answered is not None:
         return answered
     body = read_json(request)
-    query = body.get("query") if isinstance(body, dict) else None
+    if isinstance(body, list):  # a batch gets one answer per operation (Apollo style)
+        answers = [_answer(operation) for operation in body]
+        return json_response([a for _, a in answers], max((s for s, _ in answers), default=200))
+    status, answer = _answer(body)
+    return json_response(answer, status)
+
+
+def _answer(operation: Any) -> tuple[int, Any]:
+    """The status and answer of one GraphQL operation."""
+    query = operation.get("query") if isinstance(operation, dict) else None
     if not isinstance(query, str) or not query.strip():
-        return _errors(400, "BAD_REQUEST", 'Send a JSON body such as {"query": "..."}.')
+        return 400, _error("BAD_REQUEST", 'Send a JSON body such as {"query": "..."}.')
     if "carriers" in query:
         match = _FIRST.search(query)
         first = min(int(match.group(1)), len(CARRIERS)) if match else len(CARRIERS)
         edges = [{"node": {"id": cid, "name": name}} for cid, name in CARRIERS[:first]]
-        return json_response({"data": {"carriers": {"edges": edges}}})
+        return 200, {"data": {"carriers": {"edges": edges}}}
     if re.search(r"\btrack\s*\(", query):
         event = {"time": "2024-06-01T09:30:00+09:00", "status": {"code": "DELIVERED"}}
-        return json_response({"data": {"track": {"lastEvent": event}}})
-    return _errors(
-        200, "BAD_REQUEST", "The emulator answers only carriers(...) and track(...) queries."
-    )
+        return 200, {"data": {"track": {"lastEvent": event}}}
+    message = "The emulator answers only carriers(...) and track(...) queries."
+    return 200, _error("BAD_REQUEST", message)
 
 
 def _http_status(value: Any) -> int:
