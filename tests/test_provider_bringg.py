@@ -1,5 +1,6 @@
 """Bringg: regional token URLs, ttl on every token request, the created_at clock check,
-401 -> one refresh and one resend, success:false is not an auth failure."""
+401 -> one refresh and one resend, success:false is not an auth failure; against the
+emulator's Bringg page (loopback)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,27 @@ from typing import Any
 
 import pytest
 from conftest import CLIENTS, FAST_BACKOFF, call, closing
+from emulated import EmulatedProvider
 from loopback import Reply
-from provider_servers import CLIENT_ID, CLIENT_SECRET, BringgServer
 
 from delivery_auth import DisallowedHostError, InvalidClientError
+from delivery_auth.emulator import CREDENTIALS
 from delivery_auth.providers import PROVIDERS, BringgAuth, ConfigurationError
+
+CLIENT_ID = CREDENTIALS["bringg"].client_id
+CLIENT_SECRET = CREDENTIALS["bringg"].client_secret
 
 MakeAuth = Callable[..., BringgAuth]
 
 
 @pytest.fixture
-def server() -> Iterator[BringgServer]:
-    with BringgServer() as srv:
+def server() -> Iterator[EmulatedProvider]:
+    with EmulatedProvider("bringg") as srv:
         yield srv
 
 
 @pytest.fixture
-def make_auth(server: BringgServer) -> Iterator[MakeAuth]:
+def make_auth(server: EmulatedProvider) -> Iterator[MakeAuth]:
     def build(**options: Any) -> BringgAuth:
         options.setdefault("token_url", server.token_url)
         options.setdefault("backoff", FAST_BACKOFF)
@@ -36,7 +41,7 @@ def make_auth(server: BringgServer) -> Iterator[MakeAuth]:
     yield from closing(build)
 
 
-def orders(client: str, auth: BringgAuth, server: BringgServer) -> Any:
+def orders(client: str, auth: BringgAuth, server: EmulatedProvider) -> Any:
     return call(client, auth, "POST", server.url("/open_api/v1/orders"), json={"id": 1})
 
 
@@ -47,7 +52,7 @@ def test_registered_under_its_short_name() -> None:
 class TestTokenRequest:
     @pytest.mark.parametrize("client", CLIENTS)
     def test_form_fields_and_header(
-        self, client: str, server: BringgServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth()
         assert orders(client, auth, server).status == 200
@@ -58,11 +63,11 @@ class TestTokenRequest:
             "client_secret": CLIENT_SECRET,
         }
         (api_request,) = server.api_requests
-        assert api_request.headers["Authorization"].startswith("Bearer eyJ.bringg-1-")
+        assert api_request.headers["Authorization"] == f"Bearer {server.issued[0]}"
 
     @pytest.mark.parametrize("client", CLIENTS)
     def test_ttl_is_sent_on_every_token_request(
-        self, client: str, server: BringgServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth(ttl=900, scope="orders")
         assert orders(client, auth, server).status == 200
@@ -72,7 +77,7 @@ class TestTokenRequest:
         assert [seen.form.get("scope") for seen in server.token_requests] == ["orders"] * 2
         assert auth.get_token().lifetime == 900.0
 
-    def test_rejected_credentials(self, server: BringgServer) -> None:
+    def test_rejected_credentials(self, server: EmulatedProvider) -> None:
         auth = BringgAuth(CLIENT_ID, "wrong-secret", token_url=server.token_url)
         with pytest.raises(InvalidClientError) as caught:
             orders("requests", auth, server)
@@ -117,7 +122,7 @@ class TestRegions:
 class TestFailureSignals:
     @pytest.mark.parametrize("client", CLIENTS)
     def test_401_refreshes_once_and_resends_once(
-        self, client: str, server: BringgServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth()
         assert orders(client, auth, server).status == 200
@@ -132,7 +137,7 @@ class TestFailureSignals:
 
     @pytest.mark.parametrize("client", CLIENTS)
     def test_success_false_at_200_is_not_an_auth_failure(
-        self, client: str, server: BringgServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth()
         business_error = {"success": False, "message": "Order not found", "rc": 7}
@@ -145,7 +150,7 @@ class TestFailureSignals:
 
     @pytest.mark.parametrize("client", CLIENTS)
     def test_401_twice_is_returned_after_one_retry(
-        self, client: str, server: BringgServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth()
         server.api_script.extend([Reply(401, {"success": False})] * 2)
@@ -160,12 +165,12 @@ class TestClockSkew:
     def test_one_warning_and_local_lifetimes(
         self,
         offset: float,
-        server: BringgServer,
+        server: EmulatedProvider,
         make_auth: MakeAuth,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         caplog.set_level(logging.INFO, logger="delivery_auth")
-        server.clock_offset = offset
+        server.emu.clock_offset = offset
         auth = make_auth(ttl=1200)
         assert orders("httpx", auth, server).status == 200
         server.revoke_all()
@@ -185,7 +190,7 @@ class TestClockSkew:
         assert auth.get_token().extra["created_at"] > 0
 
     def test_no_warning_when_the_clocks_agree(
-        self, server: BringgServer, make_auth: MakeAuth, caplog: pytest.LogCaptureFixture
+        self, server: EmulatedProvider, make_auth: MakeAuth, caplog: pytest.LogCaptureFixture
     ) -> None:
         caplog.set_level(logging.DEBUG, logger="delivery_auth")
         assert orders("httpx-async", make_auth(), server).status == 200
@@ -197,7 +202,7 @@ class TestClockSkew:
     def test_odd_created_at_is_ignored(
         self,
         created_at: Any,
-        server: BringgServer,
+        server: EmulatedProvider,
         make_auth: MakeAuth,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
@@ -205,7 +210,7 @@ class TestClockSkew:
         server.token_script.append(
             Reply(200, {"access_token": "odd-token", "expires_in": 60, "created_at": created_at})
         )
-        server.valid.add("odd-token")
+        server.accept("odd-token")
         assert orders("requests", make_auth(), server).status == 200
         assert not [
             r for r in caplog.records if r.name == "delivery_auth" and r.levelno >= logging.WARNING
@@ -232,7 +237,7 @@ class TestHostsAndConfiguration:
         assert auth == BringgAuth(CLIENT_ID, CLIENT_SECRET, region="us2", ttl=60)
         assert auth != BringgAuth(CLIENT_ID, CLIENT_SECRET, region="us2", ttl=61)
 
-    def test_from_env(self, server: BringgServer) -> None:
+    def test_from_env(self, server: EmulatedProvider) -> None:
         env = {
             "BRINGG_CLIENT_ID": CLIENT_ID,
             "BRINGG_CLIENT_SECRET": CLIENT_SECRET,
@@ -259,7 +264,7 @@ class TestHostsAndConfiguration:
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_no_secret_or_token_in_logs_or_reprs(
-    client: str, server: BringgServer, caplog: pytest.LogCaptureFixture
+    client: str, server: EmulatedProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with BringgAuth(CLIENT_ID, CLIENT_SECRET, token_url=server.token_url, ttl=60) as auth:

@@ -1,5 +1,6 @@
 """DHL eCommerce: environments, the refresh policy DHL asks for, RFC 7807 token errors,
-401 "Access token expired" -> one refresh and one resend."""
+401 "Access token expired" -> one refresh and one resend; against the emulator's DHL
+page (loopback)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 import pytest
 from conftest import CLIENTS, FAST_BACKOFF, call, closing
+from emulated import EmulatedProvider
 from loopback import Reply
-from provider_servers import CLIENT_ID, CLIENT_SECRET, DHLServer, dhl_problem
 
 from delivery_auth import (
     DisallowedHostError,
@@ -19,19 +20,28 @@ from delivery_auth import (
     TokenEndpointUnavailableError,
     TokenRequestError,
 )
+from delivery_auth.emulator import CREDENTIALS
+from delivery_auth.emulator.dhl import ERRORS_BASE
 from delivery_auth.providers import PROVIDERS, ConfigurationError, DHLeCommerceAuth
 
+CLIENT_ID = CREDENTIALS["dhl"].client_id
+CLIENT_SECRET = CREDENTIALS["dhl"].client_secret
 MakeAuth = Callable[..., DHLeCommerceAuth]
 
 
+def dhl_problem(status_code: str, title: str) -> dict[str, str]:
+    """A problem-details body to script (DHL's ``type`` URL scheme)."""
+    return {"type": f"{ERRORS_BASE}/{status_code}", "title": title}
+
+
 @pytest.fixture
-def server() -> Iterator[DHLServer]:
-    with DHLServer() as srv:
+def server() -> Iterator[EmulatedProvider]:
+    with EmulatedProvider("dhl") as srv:
         yield srv
 
 
 @pytest.fixture
-def make_auth(server: DHLServer) -> Iterator[MakeAuth]:
+def make_auth(server: EmulatedProvider) -> Iterator[MakeAuth]:
     def build(client_secret: str = CLIENT_SECRET, **options: Any) -> DHLeCommerceAuth:
         options.setdefault("token_url", server.token_url)
         options.setdefault("backoff", FAST_BACKOFF)
@@ -40,7 +50,7 @@ def make_auth(server: DHLServer) -> Iterator[MakeAuth]:
     yield from closing(build)
 
 
-def label(client: str, auth: DHLeCommerceAuth, server: DHLServer) -> Any:
+def label(client: str, auth: DHLeCommerceAuth, server: EmulatedProvider) -> Any:
     return call(client, auth, "POST", server.url("/shipping/v4/label"), json={"pickup": 5351})
 
 
@@ -74,7 +84,9 @@ def test_refresh_policy_follows_dhl_advice() -> None:
     assert custom._engine.policy == RefreshPolicy(refresh_ratio=0.25, max_age=900)
 
 
-def test_refresh_is_scheduled_at_thirty_minutes(server: DHLServer, make_auth: MakeAuth) -> None:
+def test_refresh_is_scheduled_at_thirty_minutes(
+    server: EmulatedProvider, make_auth: MakeAuth
+) -> None:
     server.token_script.append(Reply(200, {"access_token": "long-lived", "expires_in": 14400}))
     auth = make_auth()
     lease = auth._engine.current()
@@ -85,7 +97,7 @@ def test_refresh_is_scheduled_at_thirty_minutes(server: DHLServer, make_auth: Ma
 class TestTokenRequest:
     @pytest.mark.parametrize("client", CLIENTS)
     def test_form_fields_and_header(
-        self, client: str, server: DHLServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth()
         assert label(client, auth, server).status == 200
@@ -98,7 +110,7 @@ class TestTokenRequest:
             "client_secret": CLIENT_SECRET,
         }
         (api_request,) = server.api_requests
-        assert api_request.headers["Authorization"].startswith("Bearer dhl-1-")
+        assert api_request.headers["Authorization"] == f"Bearer {server.issued[0]}"
         assert auth.get_token().extra == {"client_id": CLIENT_ID}
 
     @pytest.mark.parametrize("status", [400, 401])
@@ -107,21 +119,19 @@ class TestTokenRequest:
         self,
         client: str,
         status: int,
-        server: DHLServer,
+        server: EmulatedProvider,
         make_auth: MakeAuth,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         caplog.set_level(logging.DEBUG)
-        server.bad_client_status = status
+        server.emu.dhl_invalid_credentials_status = status
         auth = make_auth(client_secret="not-the-secret-1234")
         with pytest.raises(InvalidClientError) as caught:
             label(client, auth, server)
         error = caught.value
         assert error.status_code == status
         assert error.error == "Invalid credentials"
-        assert error.problem_type == (
-            f"https://api-sandbox.dhlecs.com/docs/errors/{status}.0000005"
-        )
+        assert error.problem_type == f"{ERRORS_BASE}/{status}.0000005"
         assert "Invalid credentials" in str(error)
         assert f"problem {status}.0000005" in str(error)
         assert "client_id and client_secret" in str(error)
@@ -130,7 +140,7 @@ class TestTokenRequest:
         assert server.api_requests == []
 
     def test_other_problem_is_a_token_request_error(
-        self, server: DHLServer, make_auth: MakeAuth
+        self, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         server.token_script.append(
             Reply(
@@ -145,7 +155,7 @@ class TestTokenRequest:
         assert caught.value.error == "Client not enabled for this API"
         assert "problem 403.0000002" in str(caught.value)
 
-    def test_server_errors_are_retried(self, server: DHLServer, make_auth: MakeAuth) -> None:
+    def test_server_errors_are_retried(self, server: EmulatedProvider, make_auth: MakeAuth) -> None:
         server.token_script.extend(
             [Reply(503, dhl_problem("503.0000001", "Service unavailable"))] * 3
         )
@@ -157,7 +167,7 @@ class TestTokenRequest:
 class TestFailureSignals:
     @pytest.mark.parametrize("client", CLIENTS)
     def test_access_token_expired_refreshes_once_and_resends_once(
-        self, client: str, server: DHLServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth()
         assert label(client, auth, server).status == 200
@@ -172,7 +182,7 @@ class TestFailureSignals:
 
     @pytest.mark.parametrize("client", CLIENTS)
     def test_other_statuses_do_not_refresh(
-        self, client: str, server: DHLServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth()
         server.api_script.append(
@@ -200,7 +210,7 @@ class TestHostsAndConfiguration:
         assert auth.allowed_hosts == ("*.dhlecs.com", "localhost", "127.0.0.0/8", "::1")
         assert CLIENT_SECRET not in repr(auth)
 
-    def test_from_env(self, server: DHLServer) -> None:
+    def test_from_env(self, server: EmulatedProvider) -> None:
         env = {
             "DHL_ECOMMERCE_CLIENT_ID": CLIENT_ID,
             "DHL_ECOMMERCE_CLIENT_SECRET": CLIENT_SECRET,
@@ -219,7 +229,7 @@ class TestHostsAndConfiguration:
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_no_secret_or_token_in_logs_or_reprs(
-    client: str, server: DHLServer, caplog: pytest.LogCaptureFixture
+    client: str, server: EmulatedProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with DHLeCommerceAuth(CLIENT_ID, CLIENT_SECRET, token_url=server.token_url) as auth:

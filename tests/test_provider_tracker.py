@@ -1,5 +1,5 @@
 """Delivery Tracker: API key and OAuth2 modes, and the GraphQL UNAUTHENTICATED hook,
-through every client against a loopback server that answers like the real API."""
+through every client against the emulator's Delivery Tracker page (loopback)."""
 
 from __future__ import annotations
 
@@ -15,40 +15,38 @@ import httpx2
 import pytest
 import requests
 from conftest import CLIENTS, FAST_BACKOFF, call, closing
+from emulated import UNAUTHENTICATED_SECOND, EmulatedProvider, graphql_errors
 from loopback import Reply
-from provider_servers import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    UNAUTHENTICATED_SECOND,
-    TrackerServer,
-    graphql_errors,
-)
 
 from delivery_auth import DisallowedHostError, InsecureTransportError
+from delivery_auth.emulator import CREDENTIALS
 from delivery_auth.providers import PROVIDERS, ConfigurationError, DeliveryTrackerAuth
+
+CLIENT_ID = CREDENTIALS["tracker"].client_id
+CLIENT_SECRET = CREDENTIALS["tracker"].client_secret
 
 QUERY = {"query": "query { carriers(first: 1) { edges { node { id } } } }"}
 MakeAuth = Callable[..., DeliveryTrackerAuth]
 
 
 @pytest.fixture
-def server() -> Iterator[TrackerServer]:
-    with TrackerServer() as srv:
+def server() -> Iterator[EmulatedProvider]:
+    with EmulatedProvider("tracker") as srv:
         yield srv
 
 
 @pytest.fixture
-def make_auth(server: TrackerServer) -> Iterator[MakeAuth]:
-    def build(**options: Any) -> DeliveryTrackerAuth:
+def make_auth(server: EmulatedProvider) -> Iterator[MakeAuth]:
+    def build(client_secret: str = CLIENT_SECRET, **options: Any) -> DeliveryTrackerAuth:
         options.setdefault("token_url", server.token_url)
         options.setdefault("backoff", FAST_BACKOFF)
-        return DeliveryTrackerAuth(CLIENT_ID, CLIENT_SECRET, **options)
+        return DeliveryTrackerAuth(CLIENT_ID, client_secret, **options)
 
     yield from closing(build)
 
 
-def post(client: str, auth: DeliveryTrackerAuth, server: TrackerServer) -> Any:
-    return call(client, auth, "POST", server.graphql_url, json=QUERY)
+def post(client: str, auth: DeliveryTrackerAuth, server: EmulatedProvider) -> Any:
+    return call(client, auth, "POST", server.resource_url, json=QUERY)
 
 
 def test_registered_under_its_short_name() -> None:
@@ -60,7 +58,7 @@ def test_registered_under_its_short_name() -> None:
 class TestApiKey:
     @pytest.mark.parametrize("client", CLIENTS)
     def test_header_and_no_token_request(
-        self, client: str, server: TrackerServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth()
         result = post(client, auth, server)
@@ -76,15 +74,17 @@ class TestApiKey:
     def test_unauthenticated_is_returned_with_a_warning(
         self,
         client: str,
-        server: TrackerServer,
+        server: EmulatedProvider,
         make_auth: MakeAuth,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         caplog.set_level(logging.DEBUG, logger="delivery_auth")
-        server.api_key_valid = False
-        result = post(client, make_auth(), server)
+        result = post(client, make_auth(client_secret="not-the-secret"), server)
         assert result.status == 200
-        assert result.json() == UNAUTHENTICATED_SECOND
+        assert result.json() == {  # the emulator's answer, returned as it is
+            "data": None,
+            "errors": [{"message": "Invalid API key.", "extensions": {"code": "UNAUTHENTICATED"}}],
+        }
         assert len(server.api_requests) == 1  # never resent: nothing to refresh
         assert server.token_requests == []
         warnings = [
@@ -113,7 +113,7 @@ class TestApiKey:
 class TestOAuth2:
     @pytest.mark.parametrize("client", CLIENTS)
     def test_token_request_and_header(
-        self, client: str, server: TrackerServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth(method="oauth2")
         assert post(client, auth, server).status == 200
@@ -126,9 +126,9 @@ class TestOAuth2:
             "client_secret": CLIENT_SECRET,
         }
         (api_request,) = server.api_requests
-        assert api_request.headers["Authorization"].startswith("Bearer trk-1-")
+        assert api_request.headers["Authorization"] == f"Bearer {server.issued[0]}"
 
-    def test_basic_auth_and_scope(self, server: TrackerServer, make_auth: MakeAuth) -> None:
+    def test_basic_auth_and_scope(self, server: EmulatedProvider, make_auth: MakeAuth) -> None:
         auth = make_auth(
             method="oauth2", token_endpoint_auth_method="client_secret_basic", scope="track"
         )
@@ -141,11 +141,11 @@ class TestOAuth2:
     @pytest.mark.parametrize("status", [200, 400, 401, 500])
     @pytest.mark.parametrize("client", CLIENTS)
     def test_unauthenticated_at_any_status_refreshes_once_and_resends_once(
-        self, client: str, status: int, server: TrackerServer, make_auth: MakeAuth
+        self, client: str, status: int, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth(method="oauth2")
         assert post(client, auth, server).status == 200
-        server.unauthenticated_status = status
+        server.emu.tracker_unauthenticated_status = status
         server.revoke_all()  # the token expired on the server's side
         result = post(client, auth, server)
         assert result.status == 200
@@ -155,11 +155,11 @@ class TestOAuth2:
         first, rejected, resent = (seen.headers["Authorization"] for seen in server.api_requests)
         assert rejected == first
         assert resent != rejected
-        assert resent.startswith("Bearer trk-2-")
+        assert resent == f"Bearer {server.issued[1]}"
 
     @pytest.mark.parametrize("client", CLIENTS)
     def test_unauthenticated_twice_is_one_retry_only(
-        self, client: str, server: TrackerServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth(method="oauth2")
         server.api_script.extend([Reply(200, UNAUTHENTICATED_SECOND)] * 2)
@@ -185,7 +185,7 @@ class TestOAuth2:
         client: str,
         status: int,
         codes: tuple[str, ...],
-        server: TrackerServer,
+        server: EmulatedProvider,
         make_auth: MakeAuth,
     ) -> None:
         auth = make_auth(method="oauth2")
@@ -245,7 +245,7 @@ class TestOAuth2:
         status: int,
         content_type: str,
         body: bytes,
-        server: TrackerServer,
+        server: EmulatedProvider,
         make_auth: MakeAuth,
     ) -> None:
         auth = make_auth(method="oauth2")
@@ -258,7 +258,7 @@ class TestOAuth2:
         assert len(server.token_requests) == 1
 
     def test_graphql_response_content_type_is_inspected(
-        self, server: TrackerServer, make_auth: MakeAuth
+        self, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth(method="oauth2")
         server.api_script.append(
@@ -278,25 +278,25 @@ class TestStreaming:
     BIG = b"tracking-export;" * 65_536  # 1 MiB of CSV-ish text
 
     def test_httpx_non_json_stream_stays_streamed(
-        self, server: TrackerServer, make_auth: MakeAuth
+        self, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth(method="oauth2")
         server.api_script.append(Reply(200, self.BIG, {"Content-Type": "text/csv"}))
         with (
             httpx.Client(auth=auth) as client,
-            client.stream("POST", server.graphql_url, json=QUERY) as response,
+            client.stream("POST", server.resource_url, json=QUERY) as response,
         ):
             assert not response.is_stream_consumed
             assert b"".join(response.iter_bytes()) == self.BIG
 
     def test_httpx2_non_json_stream_stays_streamed(
-        self, server: TrackerServer, make_auth: MakeAuth
+        self, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth(method="oauth2")
         server.api_script.append(Reply(401, self.BIG, {"Content-Type": "text/plain"}))
         with (
             httpx2.Client(auth=auth) as client,
-            client.stream("POST", server.graphql_url, json=QUERY) as response,
+            client.stream("POST", server.resource_url, json=QUERY) as response,
         ):
             assert not response.is_stream_consumed
             assert response.status_code == 401
@@ -304,7 +304,7 @@ class TestStreaming:
         assert len(server.api_requests) == 1
 
     def test_httpx_async_non_json_stream_stays_streamed(
-        self, server: TrackerServer, make_auth: MakeAuth
+        self, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth(method="oauth2")
         server.api_script.append(Reply(200, self.BIG, {"Content-Type": "text/csv"}))
@@ -312,7 +312,7 @@ class TestStreaming:
         async def go() -> tuple[bool, bytes]:
             async with (
                 httpx.AsyncClient(auth=auth) as client,
-                client.stream("POST", server.graphql_url, json=QUERY) as response,
+                client.stream("POST", server.resource_url, json=QUERY) as response,
             ):
                 consumed = response.is_stream_consumed
                 return consumed, b"".join([chunk async for chunk in response.aiter_bytes()])
@@ -322,7 +322,7 @@ class TestStreaming:
         assert body == self.BIG
 
     def test_json_stream_is_judged_and_still_streamed(
-        self, server: TrackerServer, make_auth: MakeAuth
+        self, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         # The detector peeks at a JSON body and puts it back (tests/test_response_bodies.py
         # has the bodies past max_body): the user still streams every byte of it. And the
@@ -330,18 +330,18 @@ class TestStreaming:
         auth = make_auth(method="oauth2")
         with (
             httpx.Client(auth=auth) as client,
-            client.stream("POST", server.graphql_url, json=QUERY) as response,
+            client.stream("POST", server.resource_url, json=QUERY) as response,
         ):
             assert not response.is_stream_consumed
             assert json.loads(b"".join(response.iter_raw()))["data"]["carriers"]
             assert response.is_stream_consumed
 
     def test_requests_non_json_stream_stays_streamed(
-        self, server: TrackerServer, make_auth: MakeAuth
+        self, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth(method="oauth2")
         server.api_script.append(Reply(200, self.BIG, {"Content-Type": "text/csv"}))
-        with requests.post(server.graphql_url, json=QUERY, auth=auth, stream=True) as response:
+        with requests.post(server.resource_url, json=QUERY, auth=auth, stream=True) as response:
             assert response._content_consumed is False  # type: ignore[attr-defined]
             assert b"".join(response.iter_content(65_536)) == self.BIG
 
@@ -363,7 +363,7 @@ class TestHostsAndConfiguration:
         assert "127.0.0.0/8" in auth.allowed_hosts
 
     def test_allowed_hosts_can_be_extended(
-        self, server: TrackerServer, make_auth: MakeAuth
+        self, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth(allowed_hosts=["127.0.0.1"])
         assert post("httpx", auth, server).status == 200
@@ -378,7 +378,7 @@ class TestHostsAndConfiguration:
                 CLIENT_ID, CLIENT_SECRET, method="oauth2", token_url="http://auth.example.com/t"
             )
 
-    def test_from_env(self, server: TrackerServer) -> None:
+    def test_from_env(self, server: EmulatedProvider) -> None:
         env = {
             "DELIVERY_TRACKER_CLIENT_ID": CLIENT_ID,
             "DELIVERY_TRACKER_CLIENT_SECRET": CLIENT_SECRET,
@@ -411,15 +411,15 @@ class TestHostsAndConfiguration:
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_no_secret_or_token_in_logs_or_reprs(
-    client: str, server: TrackerServer, caplog: pytest.LogCaptureFixture
+    client: str, server: EmulatedProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with DeliveryTrackerAuth(
         CLIENT_ID, CLIENT_SECRET, method="oauth2", token_url=server.token_url
     ) as auth:
-        assert call(client, auth, "POST", server.graphql_url, json=QUERY).status == 200
+        assert call(client, auth, "POST", server.resource_url, json=QUERY).status == 200
         server.revoke_all()
-        result = call(client, auth, "POST", server.graphql_url, json=QUERY)
+        result = call(client, auth, "POST", server.resource_url, json=QUERY)
         assert result.status == 200
         assert result.history
         shown = caplog.text + repr(auth) + str(auth) + repr(auth.get_token())

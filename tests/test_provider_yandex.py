@@ -1,24 +1,19 @@
 """Yandex Courier: the OAuth header, 401 with and without a refresh token, 403 is not a
-token problem, verify(), and Yandex ID's implicit link and device-code login."""
+token problem, verify(), and Yandex ID's implicit link and device-code login; against the
+emulator's Yandex page (loopback)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
 from conftest import CLIENTS, FAST_BACKOFF, call, closing
+from emulated import EmulatedProvider
 from loopback import Reply
-from provider_servers import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    YANDEX_REFRESH,
-    YANDEX_TOKEN,
-    YandexServer,
-)
 
 from delivery_auth import (
     DeliveryAuthError,
@@ -26,20 +21,31 @@ from delivery_auth import (
     InvalidClientError,
     TokenRevokedError,
 )
+from delivery_auth.emulator import CREDENTIALS
 from delivery_auth.providers import PROVIDERS, ConfigurationError, YandexCourierAuth
 from delivery_auth.yandex import DeviceCode, DeviceLoginError, authorize_url, device_login
+
+KNOWN = CREDENTIALS["yandex"]
+CLIENT_ID = KNOWN.client_id
+CLIENT_SECRET = KNOWN.client_secret
+assert KNOWN.token is not None
+assert KNOWN.refresh_token is not None
+YANDEX_TOKEN: str = KNOWN.token
+YANDEX_REFRESH: str = KNOWN.refresh_token
+PENDING = Reply(400, {"error": "authorization_pending", "error_description": "pending"})
+SLOW_DOWN = Reply(400, {"error": "slow_down", "error_description": "slow down"})
 
 MakeAuth = Callable[..., YandexCourierAuth]
 
 
 @pytest.fixture
-def server() -> Iterator[YandexServer]:
-    with YandexServer() as srv:
+def server() -> Iterator[EmulatedProvider]:
+    with EmulatedProvider("yandex", token_paths=("/token", "/device/code")) as srv:
         yield srv
 
 
 @pytest.fixture
-def make_auth(server: YandexServer) -> Iterator[MakeAuth]:
+def make_auth(server: EmulatedProvider) -> Iterator[MakeAuth]:
     def build(
         token: str = YANDEX_TOKEN, *, refresh: bool = False, **options: Any
     ) -> YandexCourierAuth:
@@ -55,7 +61,7 @@ def make_auth(server: YandexServer) -> Iterator[MakeAuth]:
     yield from closing(build)
 
 
-def orders(client: str, auth: YandexCourierAuth, server: YandexServer) -> Any:
+def orders(client: str, auth: YandexCourierAuth, server: EmulatedProvider) -> Any:
     return call(client, auth, "GET", server.url("/api/v1/companies/42/orders"))
 
 
@@ -66,7 +72,7 @@ def test_registered_under_its_short_name() -> None:
 class TestHeader:
     @pytest.mark.parametrize("client", CLIENTS)
     def test_oauth_scheme_and_no_token_request(
-        self, client: str, server: YandexServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         result = orders(client, make_auth(), server)
         assert result.status == 200
@@ -100,7 +106,7 @@ class TestWithoutRefreshToken:
     def test_401_is_returned_with_a_warning_and_never_resent(
         self,
         client: str,
-        server: YandexServer,
+        server: EmulatedProvider,
         make_auth: MakeAuth,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
@@ -123,7 +129,7 @@ class TestWithoutRefreshToken:
 
     @pytest.mark.parametrize("client", CLIENTS)
     def test_403_is_not_a_token_problem(
-        self, client: str, server: YandexServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         server.api_script.append(Reply(403, {"message": "Company apikey is unknown or banned"}))
         assert orders(client, make_auth(), server).status == 403
@@ -133,7 +139,7 @@ class TestWithoutRefreshToken:
 class TestWithRefreshToken:
     @pytest.mark.parametrize("client", CLIENTS)
     def test_401_renews_once_and_resends_once(
-        self, client: str, server: YandexServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth(refresh=True)
         assert orders(client, auth, server).status == 200
@@ -151,12 +157,13 @@ class TestWithRefreshToken:
         }
         headers = [seen.headers["Authorization"] for seen in server.api_requests]
         assert headers[0] == headers[1] == f"OAuth {YANDEX_TOKEN}"
-        assert headers[2].startswith("OAuth y0_renewed-")
+        assert headers[2] == f"OAuth {server.issued[0]}"
 
     def test_the_newest_refresh_token_is_kept(
-        self, server: YandexServer, make_auth: MakeAuth
+        self, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         auth = make_auth(refresh=True)
+        server.emu.yandex_rotate_refresh_tokens = True
         for client in ("requests", "httpx", "httpx-async"):
             server.revoke_all()  # the server also forgets each used refresh token
             assert orders(client, auth, server).status == 200
@@ -167,7 +174,7 @@ class TestWithRefreshToken:
 
     @pytest.mark.parametrize("client", CLIENTS)
     def test_403_does_not_renew(
-        self, client: str, server: YandexServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         server.api_script.append(Reply(403, {"message": "Company apikey is unknown or banned"}))
         assert orders(client, make_auth(refresh=True), server).status == 403
@@ -176,16 +183,17 @@ class TestWithRefreshToken:
 
     @pytest.mark.parametrize("client", CLIENTS)
     def test_revoked_refresh_token_raises_with_guidance(
-        self, client: str, server: YandexServer, make_auth: MakeAuth
+        self, client: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
-        server.refresh_tokens.clear()
-        server.revoke_all()
+        server.emu.revoke_all("yandex", refresh_tokens=True)
         with pytest.raises(TokenRevokedError, match="device_login") as caught:
             orders(client, make_auth(refresh=True), server)
         assert YANDEX_REFRESH not in str(caught.value)
         assert len(server.api_requests) == 1
 
-    def test_same_token_is_never_resent(self, server: YandexServer, make_auth: MakeAuth) -> None:
+    def test_same_token_is_never_resent(
+        self, server: EmulatedProvider, make_auth: MakeAuth
+    ) -> None:
         server.api_script.append(Reply(401, {"error": "expired"}))
         server.token_script.append(
             Reply(200, {"access_token": YANDEX_TOKEN, "refresh_token": "1:r2", "expires_in": 9})
@@ -194,7 +202,7 @@ class TestWithRefreshToken:
             orders("httpx", make_auth(refresh=True), server)
         assert len(server.api_requests) == 1
 
-    def test_wrong_client_secret(self, server: YandexServer, make_auth: MakeAuth) -> None:
+    def test_wrong_client_secret(self, server: EmulatedProvider, make_auth: MakeAuth) -> None:
         server.revoke_all()
         auth = make_auth(refresh_token=YANDEX_REFRESH, client_id=CLIENT_ID, client_secret="nope-x")
         with pytest.raises(InvalidClientError) as caught:
@@ -203,7 +211,7 @@ class TestWithRefreshToken:
 
 
 class TestVerify:
-    def test_ok(self, server: YandexServer, make_auth: MakeAuth) -> None:
+    def test_ok(self, server: EmulatedProvider, make_auth: MakeAuth) -> None:
         auth = make_auth()
         assert auth.verify() is None
         assert asyncio.run(auth.averify()) is None
@@ -212,7 +220,7 @@ class TestVerify:
     def test_default_url(self) -> None:
         assert YandexCourierAuth(YANDEX_TOKEN).test_url == "https://courier.yandex.ru/api/v1/test"
 
-    def test_revoked(self, server: YandexServer, make_auth: MakeAuth) -> None:
+    def test_revoked(self, server: EmulatedProvider, make_auth: MakeAuth) -> None:
         server.revoke_all()
         auth = make_auth()
         with pytest.raises(TokenRevokedError, match="authorize_url"):
@@ -220,7 +228,7 @@ class TestVerify:
         with pytest.raises(TokenRevokedError):
             asyncio.run(auth.averify())
 
-    def test_revoked_but_renewable(self, server: YandexServer, make_auth: MakeAuth) -> None:
+    def test_revoked_but_renewable(self, server: EmulatedProvider, make_auth: MakeAuth) -> None:
         server.revoke_all()
         make_auth(refresh=True).verify()
         assert len(server.token_requests) == 1
@@ -237,7 +245,7 @@ class TestVerify:
         ],
     )
     def test_other_answers(
-        self, reply: Reply, words: str, server: YandexServer, make_auth: MakeAuth
+        self, reply: Reply, words: str, server: EmulatedProvider, make_auth: MakeAuth
     ) -> None:
         server.api_script.append(reply)
         with pytest.raises(DeliveryAuthError, match=words) as caught:
@@ -269,36 +277,42 @@ class TestAuthorizeUrl:
 
 class TestDeviceLogin:
     def run(
-        self, server: YandexServer, **options: Any
+        self, server: EmulatedProvider, script: Sequence[Reply] = (), **options: Any
     ) -> tuple[Any, list[float], list[DeviceCode]]:
+        """A device login; ``script``: answers to the first polls (then the emulator's)."""
         sleeps: list[float] = []
         codes: list[DeviceCode] = []
+
+        def on_code(code: DeviceCode) -> None:
+            codes.append(code)
+            server.token_script.extend(script)  # after /device/code: for the polls
+
         options.setdefault("client_secret", CLIENT_SECRET)
         token = device_login(
             CLIENT_ID,
             oauth_url=server.base,
-            on_code=codes.append,
+            on_code=on_code,
             sleep=sleeps.append,
             **options,
         )
         return token, sleeps, codes
 
-    def test_polls_at_the_servers_interval_until_confirmed(self, server: YandexServer) -> None:
-        server.device_interval = 3
-        server.device_outcomes.extend(
-            ["authorization_pending", "authorization_pending", "slow_down"]
+    def test_polls_at_the_servers_interval_until_confirmed(self, server: EmulatedProvider) -> None:
+        server.emu.configure_device_flow(interval=3, pending_polls=0)
+        token, sleeps, codes = self.run(
+            server, device_name="ci-box", script=[PENDING, PENDING, SLOW_DOWN]
         )
-        token, sleeps, codes = self.run(server, device_name="ci-box")
-        assert codes == [DeviceCode("XKCD-4213", "https://ya.ru/device", 3, 300)]
+        announced = server.token_answers[0]
+        assert codes == [DeviceCode(announced["user_code"], f"{server.base}/device", 3, 300)]
         assert sleeps == [3, 3, 8]  # slow_down adds 5 s
-        assert token.access_token.startswith("y0_renewed-")
-        assert token.refresh_token.startswith("1:refresh-")
+        assert token.access_token == server.issued[-1]
+        assert token.refresh_token == server.token_answers[-1]["refresh_token"]
         device_request, *polls = server.token_requests
         assert device_request.form == {"client_id": CLIENT_ID, "device_name": "ci-box"}
         assert len(polls) == 4
         assert polls[-1].form == {
             "grant_type": "device_code",
-            "code": "dev-code-1",
+            "code": announced["device_code"],
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
         }
@@ -315,16 +329,17 @@ class TestDeviceLogin:
     @pytest.mark.parametrize(
         ("outcome", "words"), [("expired_token", "expired"), ("access_denied", "denied")]
     )
-    def test_expiry_and_denial(self, outcome: str, words: str, server: YandexServer) -> None:
-        server.device_outcomes.extend(["authorization_pending", outcome])
+    def test_expiry_and_denial(self, outcome: str, words: str, server: EmulatedProvider) -> None:
+        server.emu.configure_device_flow(
+            pending_polls=1, outcome={"expired_token": "expire", "access_denied": "deny"}[outcome]
+        )
         with pytest.raises(DeviceLoginError, match=words) as caught:
             self.run(server)
         assert caught.value.error == outcome
         assert len(server.token_requests) == 3
 
-    def test_stops_when_the_code_expires_locally(self, server: YandexServer) -> None:
-        server.device_expires_in = 12
-        server.device_outcomes.extend(["authorization_pending"] * 10)
+    def test_stops_when_the_code_expires_locally(self, server: EmulatedProvider) -> None:
+        server.emu.configure_device_flow(interval=5, expires_in=12, pending_polls=10)
         sleeps: list[float] = []
         with pytest.raises(DeviceLoginError, match="expired") as caught:
             device_login(
@@ -338,25 +353,25 @@ class TestDeviceLogin:
         assert sleeps == [5, 5]
         assert len(server.token_requests) == 1 + 3
 
-    def test_wrong_client_id(self, server: YandexServer) -> None:
+    def test_wrong_client_id(self, server: EmulatedProvider) -> None:
         with pytest.raises(InvalidClientError, match="ClientID"):
             device_login("someone-else", CLIENT_SECRET, oauth_url=server.base, sleep=lambda s: None)
 
-    def test_wrong_client_secret(self, server: YandexServer) -> None:
+    def test_wrong_client_secret(self, server: EmulatedProvider) -> None:
         with pytest.raises(InvalidClientError) as caught:
             self.run(server, client_secret="bad-secret-99")
         assert "bad-secret-99" not in str(caught.value)
 
     def test_default_prompt_goes_to_stderr(
-        self, server: YandexServer, capsys: pytest.CaptureFixture[str]
+        self, server: EmulatedProvider, capsys: pytest.CaptureFixture[str]
     ) -> None:
         device_login(CLIENT_ID, CLIENT_SECRET, oauth_url=server.base, sleep=lambda s: None)
         err = capsys.readouterr().err
-        assert "XKCD-4213" in err
-        assert "https://ya.ru/device" in err
+        assert server.token_answers[0]["user_code"] in err
+        assert f"{server.base}/device" in err
         assert CLIENT_SECRET not in err
 
-    def test_broken_device_code_answer(self, server: YandexServer) -> None:
+    def test_broken_device_code_answer(self, server: EmulatedProvider) -> None:
         server.token_script.append(Reply(200, {"user_code": "X"}))
         with pytest.raises(DeviceLoginError, match="device_code"):
             self.run(server)
@@ -365,7 +380,7 @@ class TestDeviceLogin:
             self.run(server)
 
     @pytest.mark.parametrize(("interval", "expected"), [("7", 7), ("soon", 5), (0, 5), (None, 5)])
-    def test_odd_intervals(self, interval: Any, expected: int, server: YandexServer) -> None:
+    def test_odd_intervals(self, interval: Any, expected: int, server: EmulatedProvider) -> None:
         answer = {
             "device_code": "dev-code-1",
             "user_code": "U",
@@ -373,8 +388,8 @@ class TestDeviceLogin:
             "interval": interval,
         }
         server.token_script.append(Reply(200, answer))
-        server.device_outcomes.append("authorization_pending")
-        _, sleeps, codes = self.run(server, device_id="box-1")
+        tokens = Reply(200, {"access_token": "t-1", "refresh_token": "r-1", "expires_in": 60})
+        _, sleeps, codes = self.run(server, [PENDING, tokens], device_id="box-1")
         assert sleeps == [expected]
         assert codes[0].expires_in == 300
         assert server.token_requests[0].form["device_id"] == "box-1"
@@ -402,7 +417,7 @@ class TestHostsAndConfiguration:
         assert hosts is not None
         assert {"courier.yandex.ru", "oauth.yandex.com", "127.0.0.0/8"} <= set(hosts)
 
-    def test_from_env(self, server: YandexServer) -> None:
+    def test_from_env(self, server: EmulatedProvider) -> None:
         env = {"YANDEX_COURIER_TOKEN": YANDEX_TOKEN}
         auth = YandexCourierAuth.from_env(env, api_url=server.base)
         assert not auth.refreshable
@@ -433,7 +448,7 @@ class TestHostsAndConfiguration:
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_no_secret_or_token_in_logs_or_reprs(
-    client: str, server: YandexServer, caplog: pytest.LogCaptureFixture
+    client: str, server: EmulatedProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with YandexCourierAuth(

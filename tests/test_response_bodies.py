@@ -1,5 +1,6 @@
 """Response bodies through the auth (issue 10, C.9 and C.10), with every client against a
-loopback Delivery Tracker that can hold a body back.
+loopback Delivery Tracker (the emulator's page, behind a keep-alive server that can hold a
+scripted body back).
 
 The detector may read a body only to judge it, and at most ``max_body`` bytes of it:
 
@@ -17,6 +18,7 @@ waiting for those bytes; the call returning at all is the proof.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import gzip
 import hashlib
@@ -26,6 +28,7 @@ import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -34,17 +37,12 @@ import httpx2
 import pytest
 import requests
 from conftest import CLIENTS, FAST_BACKOFF, call, closing
+from emulated import UNAUTHENTICATED_SECOND, graphql_errors
 from loopback import Reply, Seen, _read_body
-from provider_servers import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    UNAUTHENTICATED_SECOND,
-    TrackerServer,
-    _Handler,
-    graphql_errors,
-)
+from werkzeug.test import Client
 
 from delivery_auth._peek import aread_httpx_body, read_httpx_body
+from delivery_auth.emulator import CREDENTIALS, EmulatorApp, EmulatorState
 from delivery_auth.flow import (
     DEFAULT_MAX_BODY,
     StatusFailureDetector,
@@ -64,8 +62,20 @@ BIG = (
     + b'"}, "errors": [{"extensions": {"code": "UNAUTHENTICATED"}}]}'
 )
 UNAUTHENTICATED = json.dumps(UNAUTHENTICATED_SECOND).encode()
-CARRIERS = {"data": {"carriers": {"edges": [{"node": {"id": "kr.cjlogistics"}}]}}}
+#: The emulator's answers to QUERY and to a track(...) query.
+CARRIERS = {
+    "data": {"carriers": {"edges": [{"node": {"id": "kr.cjlogistics", "name": "CJ Logistics"}}]}}
+}
+TRACKED = {
+    "data": {
+        "track": {
+            "lastEvent": {"time": "2024-06-01T09:30:00+09:00", "status": {"code": "DELIVERED"}}
+        }
+    }
+}
 OK = json.dumps(CARRIERS).encode()
+CLIENT_ID = CREDENTIALS["tracker"].client_id
+CLIENT_SECRET = CREDENTIALS["tracker"].client_secret
 
 
 @functools.cache
@@ -103,8 +113,14 @@ class Streamed:
     gate: threading.Event | None = None
 
 
-class _StreamingHandler(_Handler):
+class _StreamingHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive: a scripted answer, or the emulator's Tracker page."""
+
+    protocol_version = "HTTP/1.1"
     server: BodyServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
     def _dispatch(self) -> None:
         body = _read_body(self)
@@ -136,11 +152,9 @@ class _StreamingHandler(_Handler):
             self.send_header("Content-Length", str(len(plan.body)))
         self.end_headers()
         self._write(plan.body[: plan.held], plan.chunked)
-        if plan.gate is not None:
-            self.server.at_gate.set()
-            if not plan.gate.wait(60):  # nobody came for the rest: give up on the client
-                self.close_connection = True
-                return
+        if plan.gate is not None and not plan.gate.wait(60):
+            self.close_connection = True  # nobody came for the rest: give up on the client
+            return
         self._write(plan.body[plan.held :], plan.chunked)
         if plan.chunked:
             self.wfile.write(b"0\r\n\r\n")
@@ -152,41 +166,70 @@ class _StreamingHandler(_Handler):
         self.wfile.flush()
 
 
-class BodyServer(TrackerServer):
-    """The Tracker server, answering scripted :class:`Streamed` bodies and GraphQL batches
-    (a JSON array of operations gets a JSON array of answers, Apollo Server style)."""
+class BodyServer(ThreadingHTTPServer):
+    """A keep-alive loopback server in front of the emulator's Delivery Tracker page
+    (tokens, UNAUTHENTICATED, GraphQL batches are the page's), answering scripted
+    :class:`Streamed` bodies and :class:`Reply` answers first. Records every request."""
+
+    daemon_threads = True
+    allow_reuse_address = True
 
     def __init__(self) -> None:
-        super().__init__()
-        self.RequestHandlerClass = _StreamingHandler
-        self.at_gate = threading.Event()
+        super().__init__(("127.0.0.1", 0), _StreamingHandler)
+        self.emulated = EmulatorState()
+        self.app = EmulatorApp(self.emulated)
+        self.page = self.emulated.pages["tracker"]
+        self.lock = threading.Lock()
+        self.token_requests: list[Seen] = []
+        self.api_requests: list[Seen] = []
+        self.api_script: collections.deque[Reply | Streamed] = collections.deque()
         self.gates: list[threading.Event] = []
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def token_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{self.page.token_path}"
+
+    @property
+    def graphql_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{self.page.resource_path}"
 
     def gate(self) -> threading.Event:
         gate = threading.Event()
         self.gates.append(gate)
         return gate
 
-    def api(self, seen: Seen) -> Reply:
-        try:
-            operations = json.loads(seen.body)
-        except ValueError:
-            operations = None
-        if not isinstance(operations, list):
-            return super().api(seen)
-        answers = [super(BodyServer, self).api(seen) for _ in operations]
-        status = max(answer.status for answer in answers)
-        return Reply(status, [answer.body for answer in answers])
+    def revoke_all(self) -> None:
+        self.emulated.revoke_all("tracker")
+
+    def answer(self, seen: Seen) -> Reply | Streamed:
+        is_token = seen.path.split("?")[0] == self.page.token_path
+        with self.lock:
+            (self.token_requests if is_token else self.api_requests).append(seen)
+            scripted = None if is_token or not self.api_script else self.api_script.popleft()
+        if scripted is not None:
+            return scripted
+        headers = {k: v for k, v in seen.headers.items() if k.lower() != "content-length"}
+        got = Client(self.app).open(
+            "/tracker" + seen.path, method=seen.method, headers=headers, data=seen.body
+        )
+        wanted = ("Content-Type", "Cache-Control", "WWW-Authenticate")
+        return Reply(got.status_code, got.get_data(), {k: v for k, v in got.headers if k in wanted})
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hung up on a held-back body is expected here: stay quiet.
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 
+    def __enter__(self) -> BodyServer:
+        self.thread.start()
+        return self
+
     def __exit__(self, *exc: object) -> None:
         for gate in self.gates:  # release handlers still holding a body back
             gate.set()
-        super().__exit__(*exc)
+        self.shutdown()
+        self.server_close()
 
 
 class RecordingDetector(GraphQLFailureDetector):
@@ -529,7 +572,7 @@ class TestBatches:
         server.api_script.append(Reply(200, [CARRIERS, UNAUTHENTICATED_SECOND, CARRIERS]))
         result = call(client, auth, "POST", server.graphql_url, json=BATCH)
         assert (result.status, result.history) == (200, [200])
-        assert result.json() == [CARRIERS] * 3
+        assert result.json() == [CARRIERS, TRACKED, TRACKED]  # the emulator's answers
         assert (len(server.api_requests), len(server.token_requests)) == (2, 2)
         rejected, resent = server.api_requests
         assert resent.body == rejected.body
@@ -541,11 +584,11 @@ class TestBatches:
     ) -> None:
         auth = make_auth()
         assert call(client, auth, "POST", server.graphql_url, json=BATCH).status == 200
-        server.unauthenticated_status = 401
+        server.emulated.settings.tracker_unauthenticated_status = 401
         server.revoke_all()
         result = call(client, auth, "POST", server.graphql_url, json=BATCH)
         assert (result.status, result.history) == (200, [401])
-        assert result.json() == [CARRIERS] * 3
+        assert result.json() == [CARRIERS, TRACKED, TRACKED]  # the emulator's answers
         assert (len(server.api_requests), len(server.token_requests)) == (3, 2)
 
     @pytest.mark.parametrize("client", CLIENTS)

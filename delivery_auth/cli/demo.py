@@ -20,7 +20,7 @@ __all__ = ["add_parsers", "run_demo_command", "run_emulate"]
 
 def run_demo_command(args: argparse.Namespace) -> int:
     """Drive the chosen providers and clients through the emulator; 0 if every check held."""
-    from ..emulator.demo import CLIENTS, run_demo
+    from ..demo import CLIENTS, run_demo
 
     providers = args.provider or list(registry())
     clients = args.client or list(CLIENTS)

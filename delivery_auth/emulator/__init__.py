@@ -2,11 +2,15 @@
 
 :class:`Emulator` serves, on a loopback port in a background thread, a WSGI
 application (Werkzeug) that behaves like the token endpoints and protected APIs of
-Delivery Tracker, Bringg, DHL eCommerce and Yandex Courier, with each provider's
-real failure signal, knobs (token lifetime, clock offset, revocation, fault
-injection) and thread-safe counters. It accepts only the fixed, public test
-credentials of :data:`CREDENTIALS` and refuses non-loopback addresses unless told
-otherwise. Install it with ``pip install 'delivery-auth[emulator]'``.
+every registered provider (Delivery Tracker, Bringg, DHL eCommerce and Yandex Courier
+ship with delivery-auth), with each provider's real failure signal, settings (token
+lifetime, clock offset, revocation, fault injection, scripted answers) and thread-safe
+counters. It accepts only the fixed, public test credentials of :data:`CREDENTIALS`
+and refuses non-loopback addresses unless told otherwise. Install it with
+``pip install 'delivery-auth[emulator]'``.
+
+Each provider's behaviour is one page module exporting a :class:`~.page.Page`
+(``PAGE``), named by the provider's spec (``delivery_auth.providers.spec``).
 
 Example::
 
@@ -24,16 +28,17 @@ In pytest, the ``delivery_emulator`` fixture gives each test a fresh one.
 
 from __future__ import annotations
 
-from ._auth import environment
+from typing import Any
+
+from ._auth import endpoints_at, environment
 from .app import EmulatorApp
+from .page import Page, pages
 from .server import DEFAULT_RESOURCE_PATHS, TOKEN_PATHS, Emulator, NonLoopbackHostError
 from .state import (
     CREDENTIALS,
     DEVICE_OUTCOMES,
     ENDPOINTS,
     FAULT_KINDS,
-    PROVIDER_NAMES,
-    TRACKER_LEGACY,
     Counter,
     Credentials,
     EmulatorState,
@@ -49,34 +54,27 @@ __all__ = [
     "FAULT_KINDS",
     "PROVIDER_NAMES",
     "TOKEN_PATHS",
-    "TRACKER_LEGACY",
     "Counter",
     "Credentials",
     "Emulator",
     "EmulatorApp",
     "EmulatorState",
     "NonLoopbackHostError",
+    "Page",
     "Stats",
     "TokenRequestRecord",
     "endpoints_at",
     "environment",
+    "pages",
 ]
 
 
-def endpoints_at(base_url: str, provider: str) -> dict[str, str]:
-    """The URLs to give ``provider``'s constructor for an emulator at ``base_url`` (keyed by
-    option name), plus ``resource_url``: a protected URL that answers a good credential.
-
-    Example::
-
-        endpoints_at("http://127.0.0.1:8080", "dhl")["token_url"]
-        # 'http://127.0.0.1:8080/dhl/auth/v4/accesstoken'
-    """
-    from ..providers.spec import get
-
-    root = f"{base_url.rstrip('/')}/{provider}"
-    resource = root + DEFAULT_RESOURCE_PATHS[provider]
-    urls = {"token_url": root + TOKEN_PATHS[provider], "resource_url": resource}
-    if "api_url" in get(provider).endpoints:  # a base URL, or the resource itself
-        urls["api_url"] = root if resource.endswith("/api/v1/test") else resource
-    return urls
+def __getattr__(name: str) -> Any:
+    """``PROVIDER_NAMES`` (the registered providers, read now) and the names pages
+    export (``TRACKER_LEGACY``, for compatibility)."""
+    if name == "PROVIDER_NAMES":
+        return tuple(pages())
+    for page in pages().values():
+        if name in page.exports:
+            return page.exports[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

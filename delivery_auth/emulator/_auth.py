@@ -1,57 +1,73 @@
-"""Provider auth objects and environment variables aimed at a running emulator."""
+"""Provider auth objects, endpoint URLs and environment variables aimed at an emulator.
+
+Everything here reads the provider's spec (:mod:`delivery_auth.providers.spec`) and its
+page (:mod:`.page`): which constructor arguments take which test credential, which
+options name an endpoint, and where that endpoint is.
+
+Example::
+
+    endpoints_at("http://127.0.0.1:8080", "dhl")
+    # {'token_url': 'http://127.0.0.1:8080/dhl/auth/v4/accesstoken',
+    #  'resource_url': 'http://127.0.0.1:8080/dhl/shipping/v4/label'}
+    environment("dhl")   # {'DHL_ECOMMERCE_CLIENT_ID': 'emu-dhl-client', ...}
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import inspect
+from typing import Any
 
-from .state import CREDENTIALS
+from .page import page_of
 
-if TYPE_CHECKING:
-    from .server import Emulator
-
-__all__ = ["build_auth", "environment"]
+__all__ = ["build_auth", "endpoints_at", "environment"]
 
 
-def build_auth(emu: Emulator, provider: str, options: dict[str, Any]) -> Any:
-    """The provider's auth class with the emulator's credentials and endpoints."""
-    from ..providers import PROVIDERS
+def endpoints_at(base_url: str, provider: str) -> dict[str, str]:
+    """For an emulator at ``base_url`` (maybe in another process): the URL of every
+    endpoint option of ``provider``'s constructor, plus ``resource_url``, a protected
+    URL that answers 200 to a good credential (``PAGE.resource_method``)."""
+    from ..providers.spec import get
 
-    cls: Any = PROVIDERS[provider]
-    known = CREDENTIALS[provider]
-    if provider == "yandex":
-        options.setdefault("refresh_token", known.refresh_token)
-        options.setdefault("client_id", known.client_id)
-        options.setdefault("client_secret", known.client_secret)
-        options.setdefault("token_url", emu.token_url("yandex"))
-        options.setdefault("api_url", emu.url("yandex", ""))
-        token = options.pop("token", known.token)
-        return cls(token, **options)
-    options.setdefault("token_url", emu.token_url(provider))
-    client_id = options.pop("client_id", known.client_id)
-    client_secret = options.pop("client_secret", known.client_secret)
-    return cls(client_id, client_secret, **options)
+    page = page_of(provider)
+    root = f"{base_url.rstrip('/')}/{provider}"
+    urls = {option: root + page.endpoint_path(option) for option in get(provider).endpoints}
+    urls["resource_url"] = root + page.resource_path
+    return urls
 
 
 def environment(provider: str) -> dict[str, str]:
     """The variables ``from_env()`` reads, set to the emulator's public test credentials."""
-    known = CREDENTIALS[provider]
-    if provider == "tracker":
-        return {
-            "DELIVERY_TRACKER_CLIENT_ID": known.client_id,
-            "DELIVERY_TRACKER_CLIENT_SECRET": known.client_secret,
-        }
-    if provider == "bringg":
-        return {"BRINGG_CLIENT_ID": known.client_id, "BRINGG_CLIENT_SECRET": known.client_secret}
-    if provider == "dhl":
-        return {
-            "DHL_ECOMMERCE_CLIENT_ID": known.client_id,
-            "DHL_ECOMMERCE_CLIENT_SECRET": known.client_secret,
-        }
-    assert known.token is not None
-    assert known.refresh_token is not None
+    from ..providers.spec import get
+
+    return get(provider).environment_for(page_of(provider).credentials)
+
+
+def _parameters(cls: type) -> set[str]:
     return {
-        "YANDEX_COURIER_TOKEN": known.token,
-        "YANDEX_REFRESH_TOKEN": known.refresh_token,
-        "YANDEX_CLIENT_ID": known.client_id,
-        "YANDEX_CLIENT_SECRET": known.client_secret,
+        name
+        for name, parameter in inspect.signature(cls).parameters.items()
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
     }
+
+
+def build_auth(base_url: str, provider: str, options: dict[str, Any]) -> Any:
+    """The provider's auth class with the emulator's credentials and endpoints.
+
+    Each credential variable of the spec fills its constructor argument; each endpoint
+    option the constructor takes points at the emulator; ``options`` win over both.
+    """
+    from ..providers.spec import get
+
+    spec = get(provider)
+    known = page_of(provider).credentials
+    accepted = _parameters(spec.auth_class)
+    arguments: dict[str, Any] = {}
+    for var in spec.env:
+        value = getattr(known, var.field, None) if var.field else None
+        if value is not None:
+            arguments[var.argument] = value
+    for option, url in endpoints_at(base_url, provider).items():
+        if option in accepted:
+            arguments[option] = url
+    arguments.update(options)
+    return spec.auth_class(**arguments)

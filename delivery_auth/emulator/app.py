@@ -1,9 +1,10 @@
 """The emulator's WSGI application: routing, request parsing and fault injection.
 
-One application serves the four providers under a path prefix each
-(``/tracker``, ``/bringg``, ``/dhl``, ``/yandex``); the provider pages
-(:mod:`.tracker`, :mod:`.bringg`, :mod:`.dhl`, :mod:`.yandex`) say what each
-endpoint answers. This module holds what they share.
+One application serves every registered provider under a path prefix of its name
+(``/dhl/...``); the provider pages (one module each, named by the provider's spec)
+say what each endpoint answers. This module holds what they share: request parsing,
+fault injection, and the first steps of a token request (:func:`begin_token_request`)
+and of a protected request (:func:`begin_protected_request`).
 
 Example::
 
@@ -25,12 +26,19 @@ from urllib.parse import unquote
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from .state import PROVIDER_NAMES, EmulatorState, Fault, TokenRequestRecord
+from .state import EmulatorState, Fault, TokenRequestRecord
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["ClientAuth", "ConnectionResetFault", "EmulatorApp", "json_response"]
+__all__ = [
+    "ClientAuth",
+    "ConnectionResetFault",
+    "EmulatorApp",
+    "begin_protected_request",
+    "begin_token_request",
+    "json_response",
+]
 
 logger = logging.getLogger("delivery_auth")
 
@@ -172,6 +180,12 @@ def fault_response(
         )
     if kind == "html":
         return Response(_HTML_PAGE, status=fault.status or 502, content_type="text/html")
+    if kind == "reply":
+        response = Response(fault.body, status=fault.status or 200)
+        response.headers.remove("Content-Type")
+        for name, value in fault.headers:
+            response.headers[name] = value
+        return response
     return auth_failure()  # "auth_failure"
 
 
@@ -196,38 +210,66 @@ def begin_token_request(
     return auth, None
 
 
+def begin_protected_request(
+    request: Request,
+    state: EmulatorState,
+    provider: str,
+    authenticate: Callable[[Request], str | None],
+    reject: Callable[[str], Response],
+    *,
+    fault_reason: str,
+    methods: tuple[str, ...] | None = None,
+) -> Response | None:
+    """What every protected resource does first: count the request, play an injected
+    fault, accept only ``methods`` (``None``: any), check the credential. Returns the
+    answer when the request is already answered, else ``None``.
+
+    ``authenticate(request)`` returns ``None`` for a good credential, else why it is
+    refused; ``reject(reason)`` is the provider's rejection (counted as an auth failure;
+    an ``auth_failure`` fault gives ``fault_reason``).
+    """
+
+    def rejected(reason: str) -> Response:
+        state.stats.count(state.stats.auth_failures, provider)
+        return reject(reason)
+
+    state.stats.count(state.stats.resource_requests, provider)
+    fault = state.next_fault(provider, "resource")
+    if fault is not None:
+        faulted = fault_response(state, fault, lambda: rejected(fault_reason))
+        if faulted is not None:
+            return faulted
+    if methods is not None and request.method not in methods:
+        return method_not_allowed(", ".join(methods))
+    reason = authenticate(request)
+    return None if reason is None else rejected(reason)
+
+
 Handler = Callable[[Request, EmulatorState, str], Response]
 
 
-def _index(state: EmulatorState) -> Response:
+def _index(providers: Iterable[str]) -> Response:
     return json_response(
         {
             "service": "delivery-auth provider emulator",
             "warning": "This is a test double. It accepts only its own fixed test credentials "
             "and must never face real traffic.",
-            "providers": {name: f"/{name}/" for name in PROVIDER_NAMES},
+            "providers": {name: f"/{name}/" for name in providers},
         }
     )
 
 
 class EmulatorApp:
-    """The WSGI application of the emulator (a test double of four carriers' APIs).
+    """The WSGI application of the emulator (a test double of the carriers' APIs).
 
     ``handlers`` maps a provider name to ``handle(request, state, path)``, where
-    ``path`` is what follows the provider's prefix.
+    ``path`` is what follows the provider's prefix; by default each page's ``handle``.
     """
 
     def __init__(self, state: EmulatorState, handlers: Mapping[str, Handler] | None = None):
         self.state = state
         if handlers is None:
-            from . import bringg, dhl, tracker, yandex
-
-            handlers = {
-                "tracker": tracker.handle,
-                "bringg": bringg.handle,
-                "dhl": dhl.handle,
-                "yandex": yandex.handle,
-            }
+            handlers = {name: page.handle for name, page in state.pages.items()}
         self.handlers = dict(handlers)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -239,7 +281,7 @@ class EmulatorApp:
         path = request.path
         provider, _, rest = path.lstrip("/").partition("/")
         if not provider:
-            return _index(self.state)
+            return _index(self.handlers)
         handler = self.handlers.get(provider)
         if handler is None:
             return json_response(

@@ -8,27 +8,36 @@
   ``{"success": true}``; a missing, unknown, expired or revoked token → 401. A path
   ending in ``/business-error`` answers 200 ``{"success": false}`` (a business error,
   not an auth failure).
+
+:data:`PAGE` describes all of it to the emulator and the demo.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import math
+import secrets
+from collections.abc import Mapping
+from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from .app import (
     bearer,
+    begin_protected_request,
     begin_token_request,
-    fault_response,
     json_response,
     method_not_allowed,
 )
-from .state import CREDENTIALS, EmulatorState
+from .page import Credentials, DemoPlan, Page, Rejection
+from .state import EmulatorState
 
-__all__ = ["TOKEN_PATH", "handle"]
+__all__ = ["PAGE", "TOKEN_PATH", "handle"]
 
 TOKEN_PATH = "/oauth/token"
 PROVIDER = "bringg"
+KNOWN = Credentials("emu-bringg-client", "emu-bringg-secret-0000-not-real")
 
 
 def handle(request: Request, state: EmulatorState, path: str) -> Response:
@@ -79,7 +88,7 @@ def token(request: Request, state: EmulatorState) -> Response:
             "unsupported_grant_type",
             "The authorization grant type is not supported by the authorization server.",
         )
-    known = CREDENTIALS[PROVIDER]
+    known = KNOWN
     if not auth.matches(known.client_id, known.client_secret):
         return _invalid_client()
     ttl = _ttl(auth.params.get("ttl"))
@@ -87,7 +96,7 @@ def token(request: Request, state: EmulatorState) -> Response:
         return _oauth_error("invalid_request", ttl)
     assert auth.client_id is not None
     issued = state.issue(PROVIDER, auth.client_id, ttl)
-    lifetime = state.token_ttl if ttl is None else ttl
+    lifetime = state.settings.token_ttl if ttl is None else ttl
     return json_response(
         {
             "access_token": issued.value,
@@ -99,28 +108,33 @@ def token(request: Request, state: EmulatorState) -> Response:
     )
 
 
-def _unauthorized(state: EmulatorState, message: str) -> Response:
-    state.stats.count(state.stats.auth_failures, PROVIDER)
+def _unauthorized(message: str) -> Response:
     response = json_response({"success": False, "rc": 401, "message": message}, 401)
     response.headers["WWW-Authenticate"] = 'Bearer realm="bringg", error="invalid_token"'
     return response
 
 
-def resource(request: Request, state: EmulatorState, path: str) -> Response:
-    state.stats.count(state.stats.resource_requests, PROVIDER)
-    fault = state.next_fault(PROVIDER, "resource")
-    if fault is not None:
-        faulted = fault_response(state, fault, lambda: _unauthorized(state, "Unauthorized"))
-        if faulted is not None:
-            return faulted
+def _authenticate(request: Request, state: EmulatorState) -> str | None:
     access_token = bearer(request)
     if access_token is None:
-        return _unauthorized(state, "Missing Authorization: Bearer <token>")
+        return "Missing Authorization: Bearer <token>"
     status = state.check_token(PROVIDER, access_token)
-    if status != "ok":
-        return _unauthorized(
-            state, "Token expired" if status == "expired" else "Invalid or revoked token"
-        )
+    if status == "ok":
+        return None
+    return "Token expired" if status == "expired" else "Invalid or revoked token"
+
+
+def resource(request: Request, state: EmulatorState, path: str) -> Response:
+    answered = begin_protected_request(
+        request,
+        state,
+        PROVIDER,
+        lambda request: _authenticate(request, state),
+        _unauthorized,
+        fault_reason="Unauthorized",
+    )
+    if answered is not None:
+        return answered
     if path.rstrip("/").endswith("/business-error"):
         return json_response(
             {"success": False, "rc": 4, "message": "Order not found (emulated business error)"}
@@ -128,3 +142,37 @@ def resource(request: Request, state: EmulatorState, path: str) -> Response:
     if request.method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         return method_not_allowed("GET, POST, PUT, PATCH, DELETE")
     return json_response({"success": True, "path": path, "method": request.method})
+
+
+def _jwt(claims: Mapping[str, object]) -> str:
+    """A JWT-shaped string (unsigned: the emulator never verifies signatures)."""
+
+    def part(data: Mapping[str, object]) -> str:
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'HS512', 'typ': 'JWT'})}.{part(claims)}.{secrets.token_urlsafe(16)}"
+
+
+def _mint(client_id: str, lifetime: float, server_time: float) -> str:
+    """Bringg hands out JWTs (``iat`` from the emulator's clock)."""
+    now = int(server_time)
+    return _jwt({"sub": client_id, "iat": now, "exp": now + int(lifetime)})
+
+
+def _served(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("success") is True
+
+
+PAGE = Page(
+    name=PROVIDER,
+    handle=handle,
+    credentials=KNOWN,
+    token_path=TOKEN_PATH,
+    resource_path="/services/v2/orders",
+    endpoint_paths={"token_url": TOKEN_PATH, "api_url": "/services/v2/orders"},
+    rejection=Rejection(401, "401"),
+    served=_served,
+    mint=_mint,
+    demo=DemoPlan(revoked="revoked on the server: 401 -> 1 refresh, 1 resend"),
+)

@@ -2,7 +2,8 @@
 
 - ``POST /dhl/auth/v4/accesstoken`` — client credentials, form-urlencoded (client auth
   in the body or HTTP Basic); answers ``{access_token, client_id, token_type,
-  expires_in}``. Errors are problem details, e.g. 400
+  expires_in}``. Errors are problem details, e.g. 400 (401 with
+  ``emu.dhl_invalid_credentials_status = 401``: DHL answers either)
   ``{"type": "https://api.dhlecs.com/docs/errors/400.0000005", "title": "Invalid
   credentials"}`` (``application/problem+json``).
 - Every other path is a protected resource: ``Bearer <token>`` → 200; an expired or
@@ -10,25 +11,31 @@
   ``"Invalid access token"``.
 
 Only ``400.0000005`` comes from DHL's page; the other problem codes are the emulator's.
+:data:`PAGE` describes all of it to the emulator and the demo.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from .app import (
     bearer,
+    begin_protected_request,
     begin_token_request,
-    fault_response,
     json_response,
     method_not_allowed,
 )
-from .state import CREDENTIALS, EmulatorState
+from .page import Credentials, DemoPlan, Page, Rejection, Setting
+from .state import EmulatorState
 
-__all__ = ["ERRORS_BASE", "TOKEN_PATH", "handle"]
+__all__ = ["ERRORS_BASE", "PAGE", "TOKEN_PATH", "handle"]
 
 TOKEN_PATH = "/auth/v4/accesstoken"
 PROVIDER = "dhl"
+KNOWN = Credentials("emu-dhl-client", "emu-dhl-secret-0000-not-real")
+EXPIRED = "Access token expired"
 ERRORS_BASE = "https://api.dhlecs.com/docs/errors"
 
 
@@ -45,11 +52,12 @@ def problem(status: int, code: str, title: str, **extra: object) -> Response:
     return json_response(body, status, content_type="application/problem+json")
 
 
-def _invalid_credentials() -> Response:
-    return problem(400, "0000005", "Invalid credentials")
-
-
 def token(request: Request, state: EmulatorState) -> Response:
+    def _invalid_credentials() -> Response:
+        return problem(
+            state.settings.dhl_invalid_credentials_status, "0000005", "Invalid credentials"
+        )
+
     auth, answered = begin_token_request(request, state, PROVIDER, _invalid_credentials)
     if answered is not None:
         return answered
@@ -83,12 +91,12 @@ def token(request: Request, state: EmulatorState) -> Response:
             "Invalid grant type",
             invalidParams=[{"name": "grant_type", "reason": "must be client_credentials"}],
         )
-    known = CREDENTIALS[PROVIDER]
+    known = KNOWN
     if auth.method == "both" or not auth.matches(known.client_id, known.client_secret):
         return _invalid_credentials()
     assert auth.client_id is not None
     issued = state.issue(PROVIDER, auth.client_id)
-    ttl = state.token_ttl
+    ttl = state.settings.token_ttl
     return json_response(
         {
             "access_token": issued.value,
@@ -100,27 +108,58 @@ def token(request: Request, state: EmulatorState) -> Response:
     )
 
 
-def _rejected(state: EmulatorState, title: str, code: str) -> Response:
-    state.stats.count(state.stats.auth_failures, PROVIDER)
-    response = problem(401, code, title)
+def _rejected(title: str) -> Response:
+    response = problem(401, "0000002" if title == EXPIRED else "0000001", title)
     response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     return response
 
 
-def resource(request: Request, state: EmulatorState, path: str) -> Response:
-    state.stats.count(state.stats.resource_requests, PROVIDER)
-    fault = state.next_fault(PROVIDER, "resource")
-    if fault is not None:
-        faulted = fault_response(
-            state, fault, lambda: _rejected(state, "Access token expired", "0000002")
-        )
-        if faulted is not None:
-            return faulted
+def _authenticate(request: Request, state: EmulatorState) -> str | None:
     status = state.check_token(PROVIDER, bearer(request))
     if status in ("expired", "revoked"):
-        return _rejected(state, "Access token expired", "0000002")
-    if status != "ok":
-        return _rejected(state, "Invalid access token", "0000001")
+        return EXPIRED
+    return None if status == "ok" else "Invalid access token"
+
+
+def resource(request: Request, state: EmulatorState, path: str) -> Response:
+    answered = begin_protected_request(
+        request,
+        state,
+        PROVIDER,
+        lambda request: _authenticate(request, state),
+        _rejected,
+        fault_reason=EXPIRED,
+    )
+    if answered is not None:
+        return answered
     if request.method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         return method_not_allowed("GET, POST, PUT, PATCH, DELETE")
     return json_response({"status": "OK", "path": path, "method": request.method})
+
+
+def _invalid_credentials_status(value: Any) -> int:
+    if value not in (400, 401):
+        raise ValueError(f"DHL answers invalid credentials with HTTP 400 or 401, not {value!r}")
+    return int(value)
+
+
+def _says_expired(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("title") == EXPIRED
+
+
+def _served(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("status") == "OK"
+
+
+PAGE = Page(
+    name=PROVIDER,
+    handle=handle,
+    credentials=KNOWN,
+    token_path=TOKEN_PATH,
+    resource_path="/shipping/v4/label",
+    endpoint_paths={"token_url": TOKEN_PATH, "api_url": "/shipping/v4/label"},
+    rejection=Rejection(401, f'401 "{EXPIRED}"', _says_expired),
+    served=_served,
+    settings={"dhl_invalid_credentials_status": Setting(400, _invalid_credentials_status)},
+    demo=DemoPlan(revoked=f'revoked: 401 "{EXPIRED}" -> 1 refresh, 1 resend'),
+)

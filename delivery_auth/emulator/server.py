@@ -1,9 +1,10 @@
 """Runs the emulator on a loopback port in a background thread: :class:`Emulator`.
 
-One server, one port, a path prefix per provider (``/tracker``, ``/bringg``,
-``/dhl``, ``/yandex``): one URL to print and forward, one thread to start and stop,
-and every provider class already takes full endpoint URLs, so the prefixes cost
-users nothing.
+One server, one port, a path prefix per provider (its name: ``/dhl/...``): one URL
+to print and forward, one thread to start and stop, and every provider class already
+takes full endpoint URLs, so the prefixes cost users nothing. Where each provider's
+endpoints are comes from its page (:mod:`.page`); settings live in
+``emu.state.settings`` and read and write through the emulator (``emu.token_ttl = 5``).
 
 Example::
 
@@ -28,35 +29,18 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from ..hosts import is_loopback
 from .app import ConnectionResetFault, EmulatorApp
-from .state import (
-    CREDENTIALS,
-    DEVICE_OUTCOMES,
-    Credentials,
-    EmulatorState,
-    Fault,
-    Stats,
-    check_provider,
-)
+from .page import PageField, page_of
+from .state import Credentials, EmulatorState, Fault, Stats
 
 __all__ = ["DEFAULT_RESOURCE_PATHS", "TOKEN_PATHS", "Emulator", "NonLoopbackHostError"]
 
 logger = logging.getLogger("delivery_auth")
 
-#: Token endpoint of each provider, below its prefix.
-TOKEN_PATHS: Mapping[str, str] = {
-    "tracker": "/oauth2/token",
-    "bringg": "/oauth/token",
-    "dhl": "/auth/v4/accesstoken",
-    "yandex": "/token",
-}
+#: Token endpoint of each provider, below its prefix (read from its page).
+TOKEN_PATHS: Mapping[str, str] = PageField(lambda page: page.token_path)
 
-#: A protected resource of each provider, below its prefix.
-DEFAULT_RESOURCE_PATHS: Mapping[str, str] = {
-    "tracker": "/graphql",
-    "bringg": "/services/v2/orders",
-    "dhl": "/shipping/v4/label",
-    "yandex": "/api/v1/test",
-}
+#: A protected resource of each provider, below its prefix (read from its page).
+DEFAULT_RESOURCE_PATHS: Mapping[str, str] = PageField(lambda page: page.resource_path)
 
 
 class NonLoopbackHostError(ValueError):
@@ -112,12 +96,15 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class Emulator:
-    """A test double of Delivery Tracker, Bringg, DHL eCommerce and Yandex Courier.
+    """A test double of the registered providers (Delivery Tracker, Bringg, DHL
+    eCommerce, Yandex Courier, and any registered later).
 
     **It is not the real thing.** It serves, on a loopback port in a background thread,
-    token endpoints and protected resources that behave like the four providers
-    (see ``delivery_auth/emulator/*.py`` for each one's rules), accepts only the fixed
-    test credentials of :meth:`credentials`, and exposes knobs and counters for tests.
+    token endpoints and protected resources that behave like the providers (each one's
+    rules are in its emulator page), accepts only the fixed test credentials of
+    :meth:`credentials`, and exposes settings and counters for tests. Every setting of
+    ``emu.state.settings`` reads and writes as an attribute (``emu.token_ttl = 30``;
+    a page's own, such as ``emu.tracker_unauthenticated_status``, too).
 
     Example::
 
@@ -215,7 +202,7 @@ class Emulator:
         return f"<Emulator (test double) {where}>"
 
     def reset(self) -> None:
-        """Forget tokens, faults and counts; knobs return to the constructor's values."""
+        """Forget tokens, faults and counts; settings return to the constructor's values."""
         self.state.reset()
 
     # -- addresses ---------------------------------------------------------------------
@@ -239,25 +226,25 @@ class Emulator:
 
             emu.url("tracker", "/graphql")   # 'http://127.0.0.1:PORT/tracker/graphql'
         """
-        check_provider(provider)
+        self.state.check_provider(provider)
         if not path.startswith("/"):
             path = "/" + path
         return f"{self.base_url}/{provider}{path}"
 
     def token_url(self, provider: str) -> str:
-        """The token endpoint of ``provider`` (Yandex: Yandex ID's ``/token``)."""
-        return self.url(provider, TOKEN_PATHS[check_provider(provider)])
+        """The token endpoint of ``provider`` (its page's ``token_path``)."""
+        return self.url(provider, page_of(provider).token_path)
 
     def resource_url(self, provider: str) -> str:
-        """A protected resource of ``provider`` (Tracker: GraphQL; Yandex: ``/api/v1/test``)."""
-        return self.url(provider, DEFAULT_RESOURCE_PATHS[check_provider(provider)])
+        """A protected resource of ``provider`` (its page's ``resource_path``)."""
+        return self.url(provider, page_of(provider).resource_path)
 
     # -- credentials and auth objects ----------------------------------------------------
 
     @staticmethod
     def credentials(provider: str) -> Credentials:
         """The fixed test credentials the emulator accepts for ``provider``."""
-        return CREDENTIALS[check_provider(provider)]
+        return page_of(provider).credentials
 
     def auth(self, provider: str, **options: Any) -> Any:
         """A provider auth object (e.g. ``DHLeCommerceAuth``) aimed at this emulator.
@@ -267,59 +254,35 @@ class Emulator:
         """
         from ._auth import build_auth
 
-        return build_auth(self, check_provider(provider), options)
+        return build_auth(self.base_url, self.state.check_provider(provider), options)
 
     def env(self, provider: str) -> dict[str, str]:
         """Environment variables that make ``from_env()`` and the CLI use this emulator."""
         from ._auth import environment
 
-        return environment(check_provider(provider))
+        return environment(self.state.check_provider(provider))
 
-    # -- knobs -------------------------------------------------------------------------
+    # -- settings and counters -------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails: the settings (emu.token_ttl, ...).
+        state = self.__dict__.get("state")
+        if state is not None and name in state.settings:
+            return getattr(state.settings, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        state = self.__dict__.get("state")
+        if state is not None and name in state.settings:
+            setattr(state.settings, name, value)
+        else:
+            super().__setattr__(name, value)
 
     @property
     def stats(self) -> Stats:
         """Thread-safe counters: ``token_requests``, ``tokens_issued``,
         ``resource_requests``, ``auth_failures`` (each indexed by provider)."""
         return self.state.stats
-
-    @property
-    def token_ttl(self) -> float:
-        """Lifetime of tokens issued from now on (seconds)."""
-        return self.state.token_ttl
-
-    @token_ttl.setter
-    def token_ttl(self, value: float) -> None:
-        self.state.token_ttl = value
-
-    @property
-    def clock_offset(self) -> float:
-        """Seconds added to the emulator's clock (shows up in Bringg's ``created_at``)."""
-        return self.state.clock_offset
-
-    @clock_offset.setter
-    def clock_offset(self, value: float) -> None:
-        self.state.clock_offset = value
-
-    @property
-    def tracker_unauthenticated_status(self) -> int:
-        """HTTP status of Delivery Tracker's UNAUTHENTICATED answers (200 by default)."""
-        return self.state.knobs.tracker_unauthenticated_status
-
-    @tracker_unauthenticated_status.setter
-    def tracker_unauthenticated_status(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or not 200 <= value <= 599:
-            raise ValueError(f"an HTTP status from 200 to 599 is needed, got {value!r}")
-        self.state.knobs.tracker_unauthenticated_status = value
-
-    @property
-    def yandex_company_banned(self) -> bool:
-        """When true, Yandex answers 403 "Company apikey is unknown or banned"."""
-        return self.state.knobs.yandex_company_banned
-
-    @yandex_company_banned.setter
-    def yandex_company_banned(self, value: bool) -> None:
-        self.state.knobs.yandex_company_banned = bool(value)
 
     def configure_device_flow(
         self,
@@ -329,29 +292,17 @@ class Emulator:
         interval: int | None = None,
         expires_in: int | None = None,
     ) -> None:
-        """How Yandex device-code logins go: ``pending_polls`` answers of
+        """How device-code logins go: ``pending_polls`` answers of
         ``authorization_pending``, then ``outcome`` ("approve", "deny" or "expire");
-        ``interval`` and ``expires_in`` are what ``/device/code`` announces."""
-        knobs = self.state.knobs
-        for name, value in (
-            ("pending_polls", pending_polls),
-            ("interval", interval),
-            ("expires_in", expires_in),
-        ):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 0
-            ):
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if outcome is not None and outcome not in DEVICE_OUTCOMES:
-            raise ValueError(f"outcome must be one of {DEVICE_OUTCOMES}, got {outcome!r}")
-        if pending_polls is not None:
-            knobs.device_pending_polls = pending_polls
-        if outcome is not None:
-            knobs.device_outcome = outcome
-        if interval is not None:
-            knobs.device_interval = interval
-        if expires_in is not None:
-            knobs.device_expires_in = expires_in
+        ``interval`` and ``expires_in`` are what ``/device/code`` announces (the
+        settings ``device_pending_polls``, ``device_outcome``, ...)."""
+        given = {
+            "device_pending_polls": pending_polls,
+            "device_outcome": outcome,
+            "device_interval": interval,
+            "device_expires_in": expires_in,
+        }
+        self.state.settings.update(**{k: v for k, v in given.items() if v is not None})
 
     def issue_token(self, provider: str) -> str:
         """A new valid access token of ``provider`` for its test client, without a request.
@@ -361,7 +312,7 @@ class Emulator:
             token = emu.issue_token("yandex")   # a Yandex OAuth token, as if pasted by a user
             auth = emu.auth("yandex", token=token)
         """
-        return self.state.issue(check_provider(provider), CREDENTIALS[provider].client_id).value
+        return self.state.issue(provider, self.credentials(provider).client_id).value
 
     def accept_token(self, provider: str, access_token: str, ttl: float | None = None) -> None:
         """Make the API of ``provider`` accept ``access_token`` (e.g. one your code has stored).
@@ -378,7 +329,7 @@ class Emulator:
 
     def revoke_all(self, provider: str | None = None, *, refresh_tokens: bool = False) -> int:
         """Revoke every access token (of ``provider``, or of all); returns how many.
-        Yandex refresh tokens keep working unless ``refresh_tokens=True``."""
+        Refresh tokens keep working unless ``refresh_tokens=True``."""
         return self.state.revoke_all(provider, refresh_tokens=refresh_tokens)
 
     def expire_all(self, provider: str | None = None) -> int:
@@ -395,15 +346,18 @@ class Emulator:
         status: int | None = None,
         retry_after: float = 1.0,
         delay: float = 0.5,
+        body: bytes | str = b"",
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         """Make the next ``times`` requests to an endpoint of ``provider`` fail.
 
         ``kind`` is one of ``server_error`` (``status``, default 503), ``rate_limit``
         (429 with ``Retry-After: retry_after``), ``delay`` (answer after ``delay``
         seconds), ``garbage`` (a body that is not JSON), ``html`` (an HTML error page,
-        ``status`` default 502), ``reset`` (connection reset) or ``auth_failure`` (the
-        provider's "credentials rejected" answer). ``endpoint`` is ``"token"`` or
-        ``"resource"``.
+        ``status`` default 502), ``reset`` (connection reset), ``auth_failure`` (the
+        provider's "credentials rejected" answer) or ``reply`` (a scripted answer:
+        ``status``, default 200, ``body`` and ``headers``). ``endpoint`` is ``"token"``
+        or ``"resource"``.
 
         Example::
 
@@ -420,7 +374,14 @@ class Emulator:
         self.state.inject_fault(
             provider,
             endpoint,
-            Fault(kind, status=status, retry_after=float(retry_after), delay=float(delay)),
+            Fault(
+                kind,
+                status=status,
+                retry_after=float(retry_after),
+                delay=float(delay),
+                body=body.encode() if isinstance(body, str) else bytes(body),
+                headers=tuple((headers or {}).items()),
+            ),
             times,
         )
 

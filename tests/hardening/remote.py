@@ -114,7 +114,7 @@ class RemoteEmulator:
         return self.url(provider, TOKEN_PATHS[provider])
 
     def auth(self, provider: str, **options: Any) -> Any:
-        return build_auth(self, provider, options)  # type: ignore[arg-type]
+        return build_auth(self.base_url, provider, options)
 
     def close(self) -> None:
         try:

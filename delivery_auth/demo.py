@@ -1,17 +1,20 @@
 """``delivery-auth demo``: every provider through every client against the emulator.
 
 Starts an :class:`~delivery_auth.emulator.Emulator` (a local test double) and, for each
-provider and each client (requests, httpx, httpx async), checks what delivery-auth
-promises: the first call fetches a token, the next reuses it, a token past its
-refresh time is refreshed in the background, a server-side revocation costs one
-refresh and one resend (for Delivery Tracker: an ``UNAUTHENTICATED`` answer at HTTP
-200), and 64 concurrent callers share one token request. Prints a table and returns
-whether every check held.
+registered provider and each client (requests, httpx, httpx async), checks what
+delivery-auth promises: the first call fetches a token, the next reuses it, a token past
+its refresh time is refreshed in the background, a server-side revocation costs one
+refresh and one resend (answered the provider's way, e.g. Delivery Tracker's
+``UNAUTHENTICATED`` at HTTP 200), and 64 concurrent callers share one token request.
+What differs between providers (the request to send, what success and a rejection look
+like, the provider's own rows) comes from its emulator page (``PAGE.demo``); the demo is
+a client of the emulator and names no provider. Prints a table and returns whether
+every check held.
 
 Example::
 
     import sys
-    from delivery_auth.emulator.demo import run_demo
+    from delivery_auth.demo import run_demo
 
     sys.exit(0 if run_demo(sys.stdout) else 1)
 """
@@ -19,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
@@ -29,18 +33,13 @@ from typing import Any, TextIO
 import httpx
 import requests
 
-from .server import Emulator
+from .emulator import Emulator
+from .emulator.page import DemoCheck, Page, page_of
+from .providers.spec import registry
 
-__all__ = ["CLIENTS", "PROVIDER_TITLES", "Row", "run_demo"]
+__all__ = ["CLIENTS", "Row", "run_demo"]
 
 CLIENTS: tuple[str, ...] = ("requests", "httpx", "httpx async")
-PROVIDER_TITLES = {
-    "tracker": "Delivery Tracker",
-    "bringg": "Bringg",
-    "dhl": "DHL eCommerce",
-    "yandex": "Yandex Courier",
-}
-AUTH_TEST_QUERY = "query AuthTestQuery { carriers(first: 10) { edges { node { id name } } } }"
 CONCURRENT_CALLERS = 64
 #: How old a token may get in the proactive-refresh check (its ``max_token_age``).
 REFRESH_AFTER = 0.3
@@ -76,13 +75,11 @@ def _json(content: bytes) -> Any:
 class _Calls:
     """Sends the provider's test request through one client, once or concurrently."""
 
-    def __init__(self, emu: Emulator, provider: str, client: str) -> None:
+    def __init__(self, emu: Emulator, page: Page, client: str) -> None:
         self.client = client
-        self.url = emu.resource_url(provider)
-        self.method = "POST" if provider == "tracker" else "GET"
-        self.body: dict[str, str] | None = (
-            {"query": AUTH_TEST_QUERY} if provider == "tracker" else None
-        )
+        self.url = emu.resource_url(page.name)
+        self.method = page.resource_method
+        self.body: Any = page.resource_body
 
     def one(self, auth: Any) -> _Outcome:
         return self.many(auth, 1)[0]
@@ -151,28 +148,9 @@ class _Calls:
         return [self._httpx(response) for response in responses]
 
 
-def _served(provider: str, outcome: _Outcome) -> bool:
+def _served(page: Page, outcome: _Outcome) -> bool:
     """Did the API answer the request successfully (its own notion of success)?"""
-    body = outcome.body if isinstance(outcome.body, dict) else {}
-    if outcome.status != 200:
-        return False
-    if provider == "tracker":
-        return "errors" not in body and isinstance(body.get("data"), dict)
-    if provider == "bringg":
-        return body.get("success") is True
-    if provider == "dhl":
-        return body.get("status") == "OK"
-    return body.get("message") == "OK"
-
-
-def _unauthenticated(body: Any) -> bool:
-    errors = body.get("errors") if isinstance(body, dict) else None
-    return isinstance(errors, list) and any(
-        isinstance(e, dict)
-        and isinstance(e.get("extensions"), dict)
-        and e["extensions"].get("code") == "UNAUTHENTICATED"
-        for e in errors
-    )
+    return outcome.status == 200 and page.served(outcome.body)
 
 
 class _Check:
@@ -198,136 +176,144 @@ def _expect(problems: list[str], condition: bool, message: str) -> None:
         problems.append(message)
 
 
-def _client_credentials_rows(emu: Emulator, provider: str, client: str, rows: list[Row]) -> None:
-    calls = _Calls(emu, provider, client)
-    check = _Check(rows, provider, client)
-    options: dict[str, Any] = {"method": "oauth2"} if provider == "tracker" else {}
-    auth = emu.auth(provider, **options)
+class _Provider:
+    """The rows of one provider through one client: what its page's demo plan asks."""
 
-    def first() -> tuple[int | None, list[str]]:
-        outcome, problems = calls.one(auth), list[str]()
-        _expect(problems, _served(provider, outcome), f"HTTP {outcome.status}")
-        _expect(problems, auth.token_requests == 1, "expected 1 token request")
+    def __init__(self, emu: Emulator, provider: str, client: str, rows: list[Row]) -> None:
+        self.emu = emu
+        self.page = page_of(provider)
+        self.plan = self.page.demo
+        self.calls = _Calls(emu, self.page, client)
+        self.check = _Check(rows, provider, client)
+
+    def auth(self, **options: Any) -> Any:
+        return self.emu.auth(self.page.name, **{**self.plan.options, **options})
+
+    def served(self, outcome: _Outcome) -> bool:
+        return _served(self.page, outcome)
+
+    def run(self) -> None:
+        given = self.plan.token_option
+        if given is None:
+            auth = self.auth()
+        else:  # a token users already have; fresh, so revoking it spares the others
+            auth = self.auth(**{given: self.emu.issue_token(self.page.name)})
+        start = 0 if given is not None else 1
+        with auth:
+            self.check.run(self.plan.first, lambda: self.first(auth, start))
+            if given is None:
+                self.check.run("second call reused the cached token", lambda: self.cached(auth))
+            self.check.run(self.plan.revoked, lambda: self.revoked(auth, start + 1))
+            for row in self.plan.extra:
+                if row.options is None:
+                    self.check.run(row.what, functools.partial(self.page_row, auth, row))
+        if given is None:
+            self.check.run(
+                "past refresh time: served at once, refreshed in background", self.refreshed_ahead
+            )
+            self.check.run(
+                f"{CONCURRENT_CALLERS} concurrent callers, cold start -> 1 token request",
+                lambda: self.concurrent(self.auth()),
+            )
+        else:
+            stale = self.emu.issue_token(self.page.name)
+            self.emu.revoke(stale)
+            self.check.run(
+                f"revoked, {CONCURRENT_CALLERS} concurrent callers -> 1 renewal",
+                lambda: self.concurrent(self.auth(**{given: stale})),
+            )
+        for row in self.plan.extra:
+            if row.options is not None:
+                self.check.run(row.what, functools.partial(self.page_row, None, row))
+
+    def first(self, auth: Any, expected: int) -> tuple[int | None, list[str]]:
+        outcome, problems = self.calls.one(auth), list[str]()
+        _expect(problems, self.served(outcome), f"HTTP {outcome.status}")
+        wrong = "a token was requested" if expected == 0 else "expected 1 token request"
+        _expect(problems, auth.token_requests == expected, wrong)
         return auth.token_requests, problems
 
-    def cached() -> tuple[int | None, list[str]]:
-        outcome, problems = calls.one(auth), list[str]()
-        _expect(problems, _served(provider, outcome), f"HTTP {outcome.status}")
+    def cached(self, auth: Any) -> tuple[int | None, list[str]]:
+        outcome, problems = self.calls.one(auth), list[str]()
+        _expect(problems, self.served(outcome), f"HTTP {outcome.status}")
         _expect(problems, auth.token_requests == 1, "the token was fetched again")
         return auth.token_requests, problems
 
-    def revoked() -> tuple[int | None, list[str]]:
-        emu.revoke(auth.get_token().access_token)
-        outcome, problems = calls.one(auth), list[str]()
-        _expect(problems, _served(provider, outcome), f"final answer HTTP {outcome.status}")
+    def revoked(self, auth: Any, expected: int) -> tuple[int | None, list[str]]:
+        self.emu.revoke(auth.get_token().access_token)
+        outcome, problems = self.calls.one(auth), list[str]()
+        _expect(problems, self.served(outcome), f"final answer HTTP {outcome.status}")
         _expect(problems, len(outcome.history) == 1, f"{len(outcome.history)} resends, not 1")
-        if provider == "tracker" and outcome.history:
+        rejection = self.page.rejection
+        if outcome.history:
             status, body = outcome.history[0]
-            _expect(problems, status == 200, f"first answer was HTTP {status}, not 200")
-            _expect(problems, body is None or _unauthenticated(body), "no UNAUTHENTICATED")
-        elif outcome.history:
-            status = outcome.history[0][0]
-            _expect(problems, status == 401, f"first answer was HTTP {status}, not 401")
-        _expect(problems, auth.token_requests == 2, "expected exactly one more token request")
+            _expect(
+                problems,
+                status == rejection.status,
+                f"first answer was HTTP {status}, not {rejection.status}",
+            )
+            _expect(problems, rejection.matches(rejection.status, body), f"not {rejection.text}")
+        _expect(
+            problems, auth.token_requests == expected, "expected exactly one more token request"
+        )
         return auth.token_requests, problems
 
-    def refreshed_ahead() -> tuple[int | None, list[str]]:
-        with emu.auth(provider, max_token_age=REFRESH_AFTER, **options) as young:
+    def refreshed_ahead(self) -> tuple[int | None, list[str]]:
+        with self.auth(max_token_age=REFRESH_AFTER) as young:
             problems: list[str] = []
             old = young.get_token()
             # Sleep exactly until the token reaches its refresh time (no longer).
             time.sleep(max(0.0, old.obtained_at + REFRESH_AFTER - time.monotonic()))
-            outcome = calls.one(young)
-            _expect(problems, _served(provider, outcome), f"HTTP {outcome.status}")
+            outcome = self.calls.one(young)
+            _expect(problems, self.served(outcome), f"HTTP {outcome.status}")
             _expect(problems, not outcome.history, "the call was rejected and resent")
             deadline = time.monotonic() + _TIMEOUT
             while young.get_token() == old and time.monotonic() < deadline:
                 time.sleep(0.01)  # the background refresh runs on delivery-auth's thread
             _expect(problems, young.get_token() != old, "no background refresh happened")
-            outcome = calls.one(young)
-            _expect(problems, _served(provider, outcome), f"HTTP {outcome.status}")
+            outcome = self.calls.one(young)
+            _expect(problems, self.served(outcome), f"HTTP {outcome.status}")
             _expect(problems, young.token_requests == 2, f"{young.token_requests} requests")
             return young.token_requests, problems
 
-    def concurrent() -> tuple[int | None, list[str]]:
-        with emu.auth(provider, **options) as cold:
-            outcomes = calls.many(cold, CONCURRENT_CALLERS)
+    def concurrent(self, cold: Any) -> tuple[int | None, list[str]]:
+        with cold:
+            outcomes = self.calls.many(cold, CONCURRENT_CALLERS)
             problems: list[str] = []
-            served = sum(_served(provider, outcome) for outcome in outcomes)
+            served = sum(self.served(outcome) for outcome in outcomes)
             _expect(problems, served == CONCURRENT_CALLERS, f"{served} calls served")
             _expect(problems, cold.token_requests == 1, "more than one token request")
             return cold.token_requests, problems
 
-    with auth:
-        check.run("first call fetched a token", first)
-        check.run("second call reused the cached token", cached)
-        if provider == "tracker":
-            text = "revoked: UNAUTHENTICATED at HTTP 200 -> 1 refresh, 1 resend"
-        elif provider == "dhl":
-            text = 'revoked: 401 "Access token expired" -> 1 refresh, 1 resend'
-        else:
-            text = "revoked on the server: 401 -> 1 refresh, 1 resend"
-        check.run(text, revoked)
-    check.run("past refresh time: served at once, refreshed in background", refreshed_ahead)
-    check.run(f"{CONCURRENT_CALLERS} concurrent callers, cold start -> 1 token request", concurrent)
-    if provider == "tracker":
-
-        def api_key() -> tuple[int | None, list[str]]:
-            with emu.auth("tracker", method="api_key") as keyed:
-                outcome, problems = calls.one(keyed), list[str]()
-                _expect(problems, _served(provider, outcome), f"HTTP {outcome.status}")
-                _expect(problems, keyed.token_requests == 0, "a token was requested")
-                return keyed.token_requests, problems
-
-        check.run("API-key mode (TRACKQL-API-KEY): no token request", api_key)
-
-
-def _yandex_rows(emu: Emulator, client: str, rows: list[Row]) -> None:
-    calls = _Calls(emu, "yandex", client)
-    check = _Check(rows, "yandex", client)
-    auth = emu.auth("yandex", token=emu.issue_token("yandex"))
-
-    def static() -> tuple[int | None, list[str]]:
-        outcome, problems = calls.one(auth), list[str]()
-        _expect(problems, _served("yandex", outcome), f"HTTP {outcome.status}")
-        _expect(problems, auth.token_requests == 0, "a token was requested")
-        return auth.token_requests, problems
-
-    def revoked() -> tuple[int | None, list[str]]:
-        emu.revoke(auth.get_token().access_token)
-        outcome, problems = calls.one(auth), list[str]()
-        _expect(problems, _served("yandex", outcome), f"final answer HTTP {outcome.status}")
-        _expect(problems, [h[0] for h in outcome.history] == [401], "not exactly one 401")
-        _expect(problems, auth.token_requests == 1, "expected one renewal")
-        return auth.token_requests, problems
-
-    def banned() -> tuple[int | None, list[str]]:
-        emu.yandex_company_banned = True
+    def page_row(self, auth: Any, check: DemoCheck) -> tuple[int | None, list[str]]:
+        """A row the page adds: one call (its settings set meanwhile), then its counts."""
+        own = auth is None
+        if own:
+            auth = self.auth(**dict(check.options or {}))
         try:
-            outcome, problems = calls.one(auth), list[str]()
+            before = {name: getattr(self.emu, name) for name in check.settings}
+            for name, value in check.settings.items():
+                setattr(self.emu, name, value)
+            try:
+                outcome, problems = self.calls.one(auth), list[str]()
+            finally:
+                for name, value in before.items():
+                    setattr(self.emu, name, value)
+            if check.status is None:
+                _expect(problems, self.served(outcome), f"HTTP {outcome.status}")
+            else:
+                status = outcome.status
+                _expect(problems, status == check.status, f"HTTP {status}, not {check.status}")
+                _expect(problems, not outcome.history, f"a {check.status} was retried")
+            _expect(
+                problems,
+                auth.token_requests == check.token_requests,
+                f"{auth.token_requests} token requests, not {check.token_requests}",
+            )
+            return auth.token_requests, problems
         finally:
-            emu.yandex_company_banned = False
-        _expect(problems, outcome.status == 403, f"HTTP {outcome.status}, not 403")
-        _expect(problems, not outcome.history, "a 403 was retried")
-        _expect(problems, auth.token_requests == 1, "a 403 caused a renewal")
-        return auth.token_requests, problems
-
-    def concurrent() -> tuple[int | None, list[str]]:
-        stale = emu.issue_token("yandex")
-        emu.revoke(stale)
-        with emu.auth("yandex", token=stale) as shared:
-            outcomes = calls.many(shared, CONCURRENT_CALLERS)
-            problems: list[str] = []
-            served = sum(_served("yandex", outcome) for outcome in outcomes)
-            _expect(problems, served == CONCURRENT_CALLERS, f"{served} calls served")
-            _expect(problems, shared.token_requests == 1, "more than one renewal")
-            return shared.token_requests, problems
-
-    with auth:
-        check.run("static OAuth token used as is, nothing to fetch", static)
-        check.run("revoked: 401 -> renewed with the refresh token, 1 resend", revoked)
-        check.run("company banned: 403 returned as is, no renewal", banned)
-    check.run(f"revoked, {CONCURRENT_CALLERS} concurrent callers -> 1 renewal", concurrent)
+            if own:
+                auth.close()
 
 
 def collect_rows(emu: Emulator, providers: Sequence[str], clients: Sequence[str]) -> list[Row]:
@@ -335,10 +321,7 @@ def collect_rows(emu: Emulator, providers: Sequence[str], clients: Sequence[str]
     rows: list[Row] = []
     for provider in providers:
         for client in clients:
-            if provider == "yandex":
-                _yandex_rows(emu, client, rows)
-            else:
-                _client_credentials_rows(emu, provider, client, rows)
+            _Provider(emu, provider, client, rows).run()
     return rows
 
 
@@ -348,7 +331,8 @@ def format_table(rows: Sequence[Row]) -> str:
     lines: list[tuple[str, ...]] = []
     previous: tuple[str, str] = ("", "")
     for row in rows:
-        provider = PROVIDER_TITLES.get(row.provider, row.provider)
+        spec = registry().get(row.provider)
+        provider = spec.title if spec is not None else row.provider
         shown = (
             provider if row.provider != previous[0] else "",
             row.client if (row.provider, row.client) != previous else "",
@@ -370,10 +354,13 @@ def format_table(rows: Sequence[Row]) -> str:
 def run_demo(
     out: TextIO,
     *,
-    providers: Sequence[str] = tuple(PROVIDER_TITLES),
+    providers: Sequence[str] | None = None,
     clients: Sequence[str] = CLIENTS,
 ) -> bool:
-    """Run the demo, print the table to ``out``; ``True`` when every check held."""
+    """Run the demo, print the table to ``out``; ``True`` when every check held.
+
+    ``providers``: short names (``None``: every registered provider)."""
+    providers = tuple(registry()) if providers is None else providers
     started = time.monotonic()
     with Emulator(token_ttl=3600) as emu:
         print(
