@@ -75,7 +75,8 @@ def _print_banner(emu: Any, args: argparse.Namespace) -> None:
         pairs = environment(spec.name).items()
         print("  export " + " ".join(f"{name}={value}" for name, value in pairs))
     print(
-        f"\nTry: delivery-auth check dhl --emulator {emu.base_url}\nPress Ctrl-C to stop.",
+        f"\nTry: delivery-auth check {specs[-1].name} --emulator {emu.base_url}\n"
+        "Press Ctrl-C to stop.",
         flush=True,
     )
 
