@@ -1,5 +1,5 @@
 """Property-based fuzzing of every parser of untrusted input: token responses (the value
-parser and the fetcher's handling of raw HTTP responses), problem details, GraphQL error
+parser and the judgement of raw HTTP responses), problem details, GraphQL error
 bodies, ``Retry-After``, JWT claims, the file cache's file and Redis values.
 
 Each must return a value or raise only its documented error, and never echo a secret.
@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import redis
-import requests
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from redis_server import RedisServer, redis_server_fixture
@@ -28,8 +27,12 @@ from delivery_auth import GraphQLFailureDetector, Token, TokenRequestError
 from delivery_auth.cache.codec import CacheRecordError, TokenCodec
 from delivery_auth.cache.file import FileTokenCache
 from delivery_auth.cache.redis import RedisTokenCache
-from delivery_auth.fetch import TokenFetcher, _Accepted, _Transient, parse_retry_after
 from delivery_auth.token import MAX_LIFETIME, TokenParseError, jwt_expiry
+from delivery_auth.token_response import (
+    TransientResponse,
+    judge_token_response,
+    parse_retry_after,
+)
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SECRET = "fuzz-secret-Qm93-never-shown"
@@ -79,40 +82,30 @@ def test_token_from_response(payload: Any) -> None:
     assert SECRET not in message
 
 
-@pytest.fixture(scope="module")
-def fetcher() -> Iterator[TokenFetcher]:
-    fetcher = TokenFetcher("http://127.0.0.1:9/token", "fuzz-client", SECRET)
-    yield fetcher
-    fetcher.close()
-
-
-def _response(status: int, body: bytes, content_type: str, retry_after: str | None) -> Any:
-    response = requests.Response()
-    response.status_code = status
-    response._content = body
-    response.headers["Content-Type"] = content_type
+def _judge(status: int, body: bytes, content_type: str, retry_after: str | None) -> Token:
+    headers = {"Content-Type": content_type}
     if retry_after is not None:
-        response.headers["Retry-After"] = retry_after
-    response.url = "http://127.0.0.1:9/token"
-    return response
+        headers["Retry-After"] = retry_after
+    return judge_token_response(
+        status, headers, body, token_url="http://127.0.0.1:9/token", secrets=(SECRET,)
+    )
 
 
-def _inspect(fetcher: TokenFetcher, response: Any) -> None:
-    """The fetcher's handling of one raw response: only its documented outcomes."""
-    raised: BaseException | None = None
+def _inspect(status: int, body: bytes, content_type: str, retry_after: str | None) -> None:
+    """The judgement of one raw response: only its documented outcomes."""
+    outcome: Token | TransientResponse | TokenRequestError
     try:
-        fetcher._inspect(response)
-    except (_Accepted, _Transient, TokenRequestError) as exc:
-        raised = exc
-    if isinstance(raised, _Accepted):
-        assert isinstance(raised.token, Token)
-        assert 200 <= response.status_code < 300
-    elif isinstance(raised, _Transient):
-        assert raised.status_code == 429 or raised.status_code >= 500
-        assert raised.retry_after is None or raised.retry_after >= 0
+        outcome = _judge(status, body, content_type, retry_after)
+    except (TransientResponse, TokenRequestError) as exc:
+        outcome = exc
+    if isinstance(outcome, Token):
+        assert 200 <= status < 300
+    elif isinstance(outcome, TransientResponse):
+        assert outcome.status_code == 429 or outcome.status_code >= 500
+        assert outcome.retry_after is None or outcome.retry_after >= 0
     else:
-        assert isinstance(raised, TokenRequestError), "_inspect never returns"
-        for text in (str(raised), repr(raised), raised.description or "", raised.error or ""):
+        assert isinstance(outcome, TokenRequestError)
+        for text in (str(outcome), repr(outcome), outcome.description or "", outcome.error or ""):
             assert SECRET not in text
 
 
@@ -136,9 +129,9 @@ content_types = st.sampled_from(
     retry_after=st.none() | st.text(max_size=30) | st.sampled_from(["0", "1e400", "-3", "nan"]),
 )
 def test_fetcher_response_handling(
-    fetcher: TokenFetcher, status: int, body: bytes, content_type: str, retry_after: str | None
+    status: int, body: bytes, content_type: str, retry_after: str | None
 ) -> None:
-    _inspect(fetcher, _response(status, body, content_type, retry_after))
+    _inspect(status, body, content_type, retry_after)
 
 
 problem_text = st.text(max_size=30) | st.just(f"client secret {SECRET} rejected") | json_values
@@ -160,10 +153,9 @@ problem_text = st.text(max_size=30) | st.just(f"client secret {SECRET} rejected"
         },
     ),
 )
-def test_problem_details(fetcher: TokenFetcher, status: int, problem: dict[str, Any]) -> None:
-    response = _response(status, json.dumps(problem).encode(), "application/problem+json", None)
+def test_problem_details(status: int, problem: dict[str, Any]) -> None:
     with pytest.raises(TokenRequestError) as info:
-        fetcher._inspect(response)
+        _judge(status, json.dumps(problem).encode(), "application/problem+json", None)
     error = info.value
     assert error.status_code == status
     assert error.problem_type is None or isinstance(error.problem_type, str)
@@ -172,11 +164,10 @@ def test_problem_details(fetcher: TokenFetcher, status: int, problem: dict[str, 
 
 
 @pytest.mark.parametrize("error", [["invalid_client"], {"code": "invalid_client"}])
-def test_error_member_that_is_not_a_string(fetcher: TokenFetcher, error: Any) -> None:
+def test_error_member_that_is_not_a_string(error: Any) -> None:
     """Once a bare TypeError (unhashable), found by this file's fetcher fuzzing."""
-    response = _response(400, json.dumps({"error": error}).encode(), "application/json", None)
     with pytest.raises(TokenRequestError):
-        fetcher._inspect(response)
+        _judge(400, json.dumps({"error": error}).encode(), "application/json", None)
 
 
 def _reference(payload: Any) -> bool:
