@@ -199,21 +199,31 @@ class _Provider:
         else:  # a token users already have; fresh, so revoking it spares the others
             auth = self.auth(**{given: self.emu.issue_token(self.page.name)})
         start = 0 if given is not None else 1
+        renewed = start + 1 if self.plan.renewable else start
         with auth:
             self.check.run(self.plan.first, lambda: self.first(auth, start))
             if given is None:
                 self.check.run("second call reused the cached token", lambda: self.cached(auth))
-            self.check.run(self.plan.revoked, lambda: self.revoked(auth, start + 1))
+            self.check.run(self.plan.revoked, lambda: self.revoked(auth, renewed))
             for row in self.plan.extra:
                 if row.options is None:
                     self.check.run(row.what, functools.partial(self.page_row, auth, row))
         if given is None:
-            self.check.run(
-                "past refresh time: served at once, refreshed in background", self.refreshed_ahead
-            )
+            if self.plan.refresh_ahead:
+                self.check.run(
+                    "past refresh time: served at once, refreshed in background",
+                    self.refreshed_ahead,
+                )
             self.check.run(
                 f"{CONCURRENT_CALLERS} concurrent callers, cold start -> 1 token request",
                 lambda: self.concurrent(self.auth()),
+            )
+        elif not self.plan.renewable:
+            self.check.run(
+                f"{CONCURRENT_CALLERS} concurrent callers -> no token request",
+                lambda: self.concurrent(
+                    self.auth(**{given: self.emu.issue_token(self.page.name)}), expected=0
+                ),
             )
         else:
             stale = self.emu.issue_token(self.page.name)
@@ -240,22 +250,34 @@ class _Provider:
         return auth.token_requests, problems
 
     def revoked(self, auth: Any, expected: int) -> tuple[int | None, list[str]]:
-        self.emu.revoke(auth.get_token().access_token)
+        if self.plan.revoke == "fault":
+            self.emu.inject_fault(self.page.name, "auth_failure", endpoint="resource")
+        else:
+            self.emu.revoke(auth.get_token().access_token)
         outcome, problems = self.calls.one(auth), list[str]()
-        _expect(problems, self.served(outcome), f"final answer HTTP {outcome.status}")
-        _expect(problems, len(outcome.history) == 1, f"{len(outcome.history)} resends, not 1")
         rejection = self.page.rejection
-        if outcome.history:
-            status, body = outcome.history[0]
+        if not self.plan.renewable:  # nothing to renew: the rejection comes back as it is
             _expect(
                 problems,
-                status == rejection.status,
-                f"first answer was HTTP {status}, not {rejection.status}",
+                rejection.matches(outcome.status, outcome.body),
+                f"answer HTTP {outcome.status}, not {rejection.text}",
             )
-            _expect(problems, rejection.matches(rejection.status, body), f"not {rejection.text}")
-        _expect(
-            problems, auth.token_requests == expected, "expected exactly one more token request"
-        )
+            _expect(problems, not outcome.history, "the rejected call was resent")
+        else:
+            _expect(problems, self.served(outcome), f"final answer HTTP {outcome.status}")
+            _expect(problems, len(outcome.history) == 1, f"{len(outcome.history)} resends, not 1")
+            if outcome.history:
+                status, body = outcome.history[0]
+                _expect(
+                    problems,
+                    status == rejection.status,
+                    f"first answer was HTTP {status}, not {rejection.status}",
+                )
+                _expect(
+                    problems, rejection.matches(rejection.status, body), f"not {rejection.text}"
+                )
+        more = "exactly one more token request" if self.plan.renewable else "no token request"
+        _expect(problems, auth.token_requests == expected, f"expected {more}")
         return auth.token_requests, problems
 
     def refreshed_ahead(self) -> tuple[int | None, list[str]]:
@@ -276,13 +298,15 @@ class _Provider:
             _expect(problems, young.token_requests == 2, f"{young.token_requests} requests")
             return young.token_requests, problems
 
-    def concurrent(self, cold: Any) -> tuple[int | None, list[str]]:
+    def concurrent(self, cold: Any, expected: int = 1) -> tuple[int | None, list[str]]:
         with cold:
             outcomes = self.calls.many(cold, CONCURRENT_CALLERS)
             problems: list[str] = []
             served = sum(self.served(outcome) for outcome in outcomes)
             _expect(problems, served == CONCURRENT_CALLERS, f"{served} calls served")
-            _expect(problems, cold.token_requests == 1, "more than one token request")
+            _expect(
+                problems, cold.token_requests == expected, f"{cold.token_requests} token requests"
+            )
             return cold.token_requests, problems
 
     def page_row(self, auth: Any, check: DemoCheck) -> tuple[int | None, list[str]]:

@@ -94,7 +94,8 @@ class EmulatedProvider:
         self.token_script = Script(self.emu, provider, "token")
         self.api_script = Script(self.emu, provider, "resource")
         page = self.emu.state.pages[provider]
-        self._token_paths = set(token_paths) or {page.token_path}
+        own = set() if page.token_path is None else {page.token_path}
+        self._token_paths = set(token_paths) or own
         handle = self.emu.app.handlers[provider]
 
         def recording(request: Request, state: Any, path: str) -> Response:

@@ -63,7 +63,7 @@ def build_auth(base_url: str, provider: str, options: dict[str, Any]) -> Any:
     accepted = _parameters(spec.auth_class)
     arguments: dict[str, Any] = {}
     for var in spec.env:
-        value = getattr(known, var.field, None) if var.field else None
+        value = known.value(var.field) if var.field else None
         if value is not None:
             arguments[var.argument] = value
     for option, url in endpoints_at(base_url, provider).items():

@@ -48,12 +48,26 @@ class Credentials:
 
     ``token`` and ``refresh_token``: a pre-issued access token (valid until revoked) and
     the refresh token that replaces it, for providers whose users paste a token.
+    ``extra``: any other credential a provider takes (a username, a key id), by the name
+    its spec's :class:`~delivery_auth.providers.spec.EnvVar` ``field`` gives it.
+
+    Example::
+
+        Credentials("emu-id", "emu-secret", extra={"username": "user-valid"}).value("username")
     """
 
     client_id: str
     client_secret: str
     token: str | None = None
     refresh_token: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def value(self, name: str) -> str | None:
+        """The credential called ``name`` (an attribute, else an ``extra`` entry), or ``None``."""
+        if name in ("client_id", "client_secret", "token", "refresh_token"):
+            found: str | None = getattr(self, name)
+            return found
+        return self.extra.get(name)
 
     def __repr__(self) -> str:
         # Test values, but code that prints credentials should look the same everywhere.
@@ -115,6 +129,14 @@ class DemoPlan:
     demo then starts from a fresh one, which is renewed once revoked) or ``None`` (the
     auth object fetches tokens). ``options`` go to every auth object; ``revoked`` and
     ``first`` are the texts of those rows; ``extra`` the page's own rows.
+
+    ``renewable``: ``False`` for credentials that cannot be renewed (an API key, a
+    password): the revocation row then expects the rejection back as it came, not
+    resent, with no token request. ``revoke``: how the revocation row rejects the
+    credential: ``"token"`` revokes the auth object's token on the emulator,
+    ``"fault"`` makes the API answer its rejection once (for credentials the emulator
+    does not hold, such as per-request signatures). ``refresh_ahead``: whether the
+    "past refresh time" row applies (``False`` when nothing ages: signatures).
     """
 
     revoked: str
@@ -122,6 +144,9 @@ class DemoPlan:
     token_option: str | None = None
     first: str = "first call fetched a token"
     extra: tuple[DemoCheck, ...] = ()
+    renewable: bool = True
+    revoke: str = "token"
+    refresh_ahead: bool = True
 
 
 @dataclass(frozen=True)
@@ -132,7 +157,8 @@ class Page:
         name: the provider's short name, also its URL prefix (``/dhl/...``).
         handle: ``handle(request, state, path)`` answers a request below the prefix.
         credentials: the fixed test credentials the page accepts.
-        token_path: its token endpoint, below the prefix.
+        token_path: its token endpoint, below the prefix (``None``: it has none, the
+            credentials are sent as they are, or signed, or minted by the client).
         resource_path: a protected resource that answers 200 to a good credential.
         rejection: how a rejected credential is answered.
         served: whether a decoded 200 body is the API's notion of success.
@@ -151,7 +177,7 @@ class Page:
     name: str
     handle: Handler
     credentials: Credentials
-    token_path: str
+    token_path: str | None
     resource_path: str
     rejection: Rejection
     served: Callable[[Any], bool]
@@ -168,7 +194,7 @@ class Page:
         """The path of constructor option ``option`` (``token_url``: the token path)."""
         if option in self.endpoint_paths:
             return self.endpoint_paths[option]
-        if option == "token_url":
+        if option == "token_url" and self.token_path is not None:
             return self.token_path
         raise KeyError(f"the {self.name} emulator page has no endpoint for {option!r}")
 

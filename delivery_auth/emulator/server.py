@@ -36,8 +36,8 @@ __all__ = ["DEFAULT_RESOURCE_PATHS", "TOKEN_PATHS", "Emulator", "NonLoopbackHost
 
 logger = logging.getLogger("delivery_auth")
 
-#: Token endpoint of each provider, below its prefix (read from its page).
-TOKEN_PATHS: Mapping[str, str] = PageField(lambda page: page.token_path)
+#: Token endpoint of each provider, below its prefix (read from its page; ``None``: none).
+TOKEN_PATHS: Mapping[str, str | None] = PageField(lambda page: page.token_path)
 
 #: A protected resource of each provider, below its prefix (read from its page).
 DEFAULT_RESOURCE_PATHS: Mapping[str, str] = PageField(lambda page: page.resource_path)
@@ -232,8 +232,17 @@ class Emulator:
         return f"{self.base_url}/{provider}{path}"
 
     def token_url(self, provider: str) -> str:
-        """The token endpoint of ``provider`` (its page's ``token_path``)."""
-        return self.url(provider, page_of(provider).token_path)
+        """The token endpoint of ``provider`` (its page's ``token_path``).
+
+        A ``ValueError`` when the provider has none (its credentials need no token request).
+        """
+        path = page_of(provider).token_path
+        if path is None:
+            raise ValueError(
+                f"{provider} has no token endpoint: its credentials are sent without a "
+                "token request. Use resource_url() for its API."
+            )
+        return self.url(provider, path)
 
     def resource_url(self, provider: str) -> str:
         """A protected resource of ``provider`` (its page's ``resource_path``)."""

@@ -50,7 +50,8 @@ class EnvVar:
     """An environment variable ``from_env`` reads and the constructor argument it fills.
 
     ``field`` names the emulator's test credential that fits it (``client_id``,
-    ``client_secret``, ``token``, ``refresh_token``), or ``None`` when the variable is a
+    ``client_secret``, ``token``, ``refresh_token``, or a name of its own that the
+    emulator page's ``Credentials.extra`` fills), or ``None`` when the variable is a
     setting rather than a credential (a region, an environment name).
 
     Example::
@@ -169,11 +170,11 @@ class ProviderSpec:
     cli_wording: tuple[tuple[str, str], ...] = ()
 
     def environment_for(self, credentials: Any) -> dict[str, str]:
-        """The variables ``from_env`` reads, filled from an object with credential
-        attributes (the emulator's test credentials); settings are left out."""
+        """The variables ``from_env`` reads, filled from the emulator's test credentials
+        (:class:`~delivery_auth.emulator.page.Credentials`); settings are left out."""
         values: dict[str, str] = {}
         for var in self.env:
-            value = getattr(credentials, var.field, None) if var.field else None
+            value = credentials.value(var.field) if var.field else None
             if isinstance(value, str) and value:
                 values[var.name] = value
         return values

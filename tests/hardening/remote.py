@@ -111,7 +111,9 @@ class RemoteEmulator:
         return f"{self.base_url}/{provider}{path}"
 
     def token_url(self, provider: str) -> str:
-        return self.url(provider, TOKEN_PATHS[provider])
+        path = TOKEN_PATHS[provider]
+        assert path is not None, f"{provider} has no token endpoint"
+        return self.url(provider, path)
 
     def auth(self, provider: str, **options: Any) -> Any:
         return build_auth(self.base_url, provider, options)
