@@ -86,14 +86,16 @@ def _requests_leg(subject: Subject, fresh: list[Any], bench: Bench) -> None:
         auth(request)
 
 
-def _requests_round(subject: Subject, fresh: list[Any], first: Any) -> None:
+def _requests_round(subject: Subject, fresh: list[Any], first: Any) -> Any:
     auth = subject.auth
     dispatch = dispatch_hook
     kwargs = SEND_KWARGS
+    final = None
     for request in fresh:
         request = auth(request)
         first.request = request
-        dispatch("response", request.hooks, first, **kwargs)
+        final = dispatch("response", request.hooks, first, **kwargs)
+    return final
 
 
 # -- httpx and httpx2 ----------------------------------------------------------------
@@ -109,8 +111,9 @@ def _httpx_leg(subject: Subject, fresh: list[Any], keep: list[Any]) -> None:
         keep.append(flow)  # closed after the clock stops: only the request leg is timed
 
 
-def _httpx_round(subject: Subject, fresh: list[Any], first: Any, then: Any) -> None:
+def _httpx_round(subject: Subject, fresh: list[Any], first: Any, then: Any) -> Any:
     auth, check = subject.auth, subject.check
+    response = None
     for request in fresh:
         if check is not None:
             check()
@@ -130,6 +133,7 @@ def _httpx_round(subject: Subject, fresh: list[Any], first: Any, then: Any) -> N
                 raise RuntimeError("the auth flow kept resending")
         finally:
             flow.close()
+    return response
 
 
 async def _ahttpx_leg(subject: Subject, fresh: list[Any], keep: list[Any]) -> None:
@@ -142,8 +146,9 @@ async def _ahttpx_leg(subject: Subject, fresh: list[Any], keep: list[Any]) -> No
         keep.append(flow)
 
 
-async def _ahttpx_round(subject: Subject, fresh: list[Any], first: Any, then: Any) -> None:
+async def _ahttpx_round(subject: Subject, fresh: list[Any], first: Any, then: Any) -> Any:
     auth, acheck = subject.auth, subject.acheck
+    response = None
     for request in fresh:
         if acheck is not None:
             await acheck()
@@ -163,6 +168,7 @@ async def _ahttpx_round(subject: Subject, fresh: list[Any], first: Any, then: An
                 raise RuntimeError("the auth flow kept resending")
         finally:
             await flow.aclose()
+    return response
 
 
 # -- timing --------------------------------------------------------------------------
@@ -219,3 +225,17 @@ async def time_async(
         for flow in keep:
             await flow.aclose()
     return elapsed / count
+
+
+async def one_round(subject: Subject, bench: Bench, phase: str) -> tuple[int, str | None]:
+    """Run one round (``OK`` or ``REJECTED``) untimed: the final response's status and
+    the ``Authorization`` its request carried (to check that a round does what it says)."""
+    fresh = bench.fresh([inprocess.API_URL], 1)
+    first = bench.first(phase)
+    if bench.mod is None:
+        final = _requests_round(subject, fresh, first)
+    elif bench.asynchronous:
+        final = await _ahttpx_round(subject, fresh, first, bench.ok)
+    else:
+        final = _httpx_round(subject, fresh, first, bench.ok)
+    return int(final.status_code), final.request.headers.get("Authorization")

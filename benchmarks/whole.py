@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import inprocess, subjects
-from .rounds import LEG, OK, REJECTED, Bench, time_async, time_sync
+from .rounds import LEG, OK, REJECTED, Bench, one_round, time_async, time_sync
 from .server import ServerProcess
 from .subjects import FLOOR, INFO, REFRESH_FLOOR, Entrant, Subject
 
@@ -99,6 +99,9 @@ async def _rounds_of(server: ServerProcess, settings: Any, client: str) -> list[
             for phase in (LEG, OK, REJECTED):  # first token, lazy set-up, warm caches
                 if runs(entrant, phase):
                     await timer(made[entrant.name], bench, phase, urls, 20)
+            problem = await _verify(made[entrant.name], bench, entrant)
+            if problem:
+                errors[entrant.name] = problem
         except Exception as exc:
             errors[entrant.name] = _error(exc)
     for phase, count, repeats in phases:
@@ -137,6 +140,18 @@ async def _rounds_of(server: ServerProcess, settings: Any, client: str) -> list[
         )
         rows.append(row)
     return rows
+
+
+async def _verify(subject: Subject, bench: Bench, entrant: Entrant) -> str | None:
+    """Why a round of ``subject`` does not do what the report says it does, or ``None``."""
+    status, header = await one_round(subject, bench, OK)
+    if status != 200 or not header:
+        return f"a round with a 200 ended with HTTP {status}, Authorization set: {bool(header)}"
+    if entrant.retries:
+        status, resent = await one_round(subject, bench, REJECTED)
+        if status != 200 or resent == header:
+            return f"a round with a 401 ended with HTTP {status} (expected a resend answered 200)"
+    return None
 
 
 def _round(value: float | None) -> float | None:
