@@ -64,9 +64,9 @@ def requests_response(
     response.reason = "OK" if status == 200 else "Unauthorized"
     response.headers = CaseInsensitiveDict(_header_pairs(status, body))
     response._content = body
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]
     response.encoding = "utf-8"
-    response.url = request.url or "" if request is not None else API_URL
+    response.url = (request.url or "") if request is not None else API_URL
     response.request = request  # type: ignore[assignment]
     response.connection = connection
     return response
@@ -97,15 +97,19 @@ class CannedAdapter(BaseAdapter):
         pass
 
 
-def fresh_prepared(urls: list[str], count: int) -> list[requests.PreparedRequest]:
-    """``count`` prepared GETs cycling through ``urls``, each with its own hooks.
+def prepared(urls: list[str]) -> list[requests.PreparedRequest]:
+    """One prepared GET per URL, to copy from (:func:`fresh_prepared`)."""
+    return [requests.Request("GET", url).prepare() for url in urls]
 
-    (``PreparedRequest.copy()`` shares the hooks dict between copies: a response hook
-    appended to one would be seen by all.)
-    """
-    bases = [requests.Request("GET", url).prepare() for url in urls]
+
+def fresh_prepared(
+    bases: list[requests.PreparedRequest], count: int, start: int = 0
+) -> list[requests.PreparedRequest]:
+    """``count`` copies of ``bases``, cycling from ``bases[start]``, each with its own
+    hooks (``PreparedRequest.copy()`` shares the hooks dict between copies: a response
+    hook appended to one would be seen by all)."""
     fresh = []
-    for index in range(count):
+    for index in range(start, start + count):
         request = bases[index % len(bases)].copy()
         request.hooks = {"response": []}
         fresh.append(request)
@@ -130,9 +134,9 @@ def httpx_response(mod: Any, status: int, request: Any = None) -> Any:
     return mod.Response(status, headers=_header_pairs(status, body), content=body, request=request)
 
 
-def fresh_httpx(mod: Any, urls: list[str], count: int) -> list[Any]:
-    """``count`` GET requests of ``mod`` cycling through ``urls``."""
-    return [mod.Request("GET", urls[index % len(urls)]) for index in range(count)]
+def fresh_httpx(mod: Any, urls: list[str], count: int, start: int = 0) -> list[Any]:
+    """``count`` GET requests of ``mod`` cycling through ``urls`` from ``urls[start]``."""
+    return [mod.Request("GET", urls[index % len(urls)]) for index in range(start, start + count)]
 
 
 def canned_transport(mod: Any, *, asynchronous: bool = False) -> Any:

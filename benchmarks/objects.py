@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import gc
 import statistics
 import threading
@@ -125,7 +126,9 @@ def build(server: ServerProcess, settings: Any) -> list[dict[str, Any]]:
             if library in errors:
                 continue
             try:
-                samples[library].append(_build_time(lambda b=builder: b(url), settings.build_batch))
+                samples[library].append(
+                    _build_time(functools.partial(builder, url), settings.build_batch)
+                )
             except Exception as exc:
                 errors[library] = f"{type(exc).__name__}: {exc}"
     rows = []
@@ -142,7 +145,7 @@ def build(server: ServerProcess, settings: Any) -> list[dict[str, Any]]:
         row["build_vs_authlib"] = round(median / authlib, 2) if authlib else None
         try:
             row["retained_bytes"] = round(
-                _retained_bytes(lambda b=builder: b(url), settings.memory_objects)
+                _retained_bytes(functools.partial(builder, url), settings.memory_objects)
             )
         except Exception as exc:
             row["error"] = f"{type(exc).__name__}: {exc}"

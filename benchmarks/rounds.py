@@ -20,9 +20,12 @@ and it is the same server for all. The round with a 401 is quoted as a ratio to 
 hand-written "floor + refresh" (:mod:`benchmarks.subjects`); a library that returns the
 401 unhandled has no such figure.
 
-Every figure is nanoseconds per round over one batch of fresh request objects (built
-before the clock starts; garbage collection off while it runs); a contender's figure is
-the median over repeats, run round-robin so that noise hits every contender alike.
+Every sample is nanoseconds per round over one small batch of fresh request objects
+(built before the clock starts; garbage collection off while it runs, a collection
+between repeats); a contender's figure is the median of many such samples, taken
+round-robin so that noise hits every contender alike. Small batches and many repeats
+keep a busy machine's preemptions in a minority of the samples, where the median
+drops them.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class Bench:
     def __init__(self, client: str) -> None:
         self.client = client
         self.asynchronous = client.endswith("async")
+        self._prepared: dict[tuple[str, ...], list[Any]] = {}
         if client == "requests":
             self.mod: Any = None
             self.ok: Any = inprocess.requests_response(200, None)
@@ -68,10 +72,13 @@ class Bench:
             self.ok = inprocess.httpx_response(self.mod, 200)
             self.rejected = inprocess.httpx_response(self.mod, 401)
 
-    def fresh(self, urls: list[str], count: int) -> list[Any]:
+    def fresh(self, urls: list[str], count: int, start: int = 0) -> list[Any]:
         if self.mod is None:
-            return inprocess.fresh_prepared(urls, count)
-        return inprocess.fresh_httpx(self.mod, urls, count)
+            key = tuple(urls)
+            if key not in self._prepared:  # prepared once per URL list, copied per batch
+                self._prepared[key] = inprocess.prepared(urls)
+            return inprocess.fresh_prepared(self._prepared[key], count, start)
+        return inprocess.fresh_httpx(self.mod, urls, count, start)
 
     def first(self, phase: str) -> Any:
         return self.rejected if phase == REJECTED else self.ok
@@ -88,7 +95,7 @@ def _requests_leg(subject: Subject, fresh: list[Any], bench: Bench) -> None:
 
 def _requests_round(subject: Subject, fresh: list[Any], first: Any) -> Any:
     auth = subject.auth
-    dispatch = dispatch_hook
+    dispatch: Callable[..., Any] = dispatch_hook
     kwargs = SEND_KWARGS
     final = None
     for request in fresh:
@@ -175,7 +182,6 @@ async def _ahttpx_round(subject: Subject, fresh: list[Any], first: Any, then: An
 
 
 def _clocked(run: Callable[[], None], count: int) -> float:
-    gc.collect()
     gc.disable()
     try:
         start = time.perf_counter_ns()
@@ -186,9 +192,12 @@ def _clocked(run: Callable[[], None], count: int) -> float:
     return elapsed / count
 
 
-def time_sync(subject: Subject, bench: Bench, phase: str, urls: list[str], count: int) -> float:
-    """Nanoseconds per round (or per request leg) of a sync subject over one batch."""
-    fresh = bench.fresh(urls, count)
+def time_sync(
+    subject: Subject, bench: Bench, phase: str, urls: list[str], count: int, start: int = 0
+) -> float:
+    """Nanoseconds per round (or per request leg) of a sync subject over one batch of
+    ``count`` requests to ``urls``, cycling from ``urls[start]``."""
+    fresh = bench.fresh(urls, count, start)
     if bench.mod is None:
         if phase == LEG:
             return _clocked(lambda: _requests_leg(subject, fresh, bench), count)
@@ -206,11 +215,10 @@ def time_sync(subject: Subject, bench: Bench, phase: str, urls: list[str], count
 
 
 async def time_async(
-    subject: Subject, bench: Bench, phase: str, urls: list[str], count: int
+    subject: Subject, bench: Bench, phase: str, urls: list[str], count: int, start: int = 0
 ) -> float:
     """:func:`time_sync` for an async subject (run inside the event loop)."""
-    fresh = bench.fresh(urls, count)
-    gc.collect()
+    fresh = bench.fresh(urls, count, start)
     gc.disable()
     keep: list[Any] = []
     try:

@@ -28,12 +28,12 @@ class Settings:
     """Sizes of one run; :meth:`quick` is the smoke-test size."""
 
     # round, client, origins (in-process; see whole.py)
-    round_batch: int = 2000
-    round_repeats: int = 9
-    round401_batch: int = 100  # each round makes a real token request
-    round401_repeats: int = 5
-    client_batch: int = 500
-    client_repeats: int = 9
+    round_batch: int = 50  # small batches, many repeats: see rounds.py
+    round_repeats: int = 101
+    round401_batch: int = 5  # each round makes a real token request
+    round401_repeats: int = 41
+    client_batch: int = 5
+    client_repeats: int = 101
     origin_counts: tuple[int, ...] = (1, 10, 1000)
     # build, threads (objects.py)
     build_batch: int = 200
@@ -60,11 +60,11 @@ class Settings:
     @classmethod
     def quick(cls) -> Settings:
         return cls(
-            round_batch=50,
+            round_batch=20,
             round_repeats=3,
-            round401_batch=5,
+            round401_batch=3,
             round401_repeats=2,
-            client_batch=20,
+            client_batch=5,
             client_repeats=3,
             origin_counts=(1, 10, 100),
             build_batch=10,

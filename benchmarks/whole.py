@@ -50,17 +50,26 @@ async def _close(subject: Subject) -> None:
         await subject.aclose()
 
 
-Timer = Callable[[Subject, Bench, str, list[str], int], Awaitable[float]]
+Timer = Callable[[Subject, Bench, str, list[str], int, int], Awaitable[float]]
 
 
 def _timer(bench: Bench) -> Timer:
     if bench.asynchronous:
         return time_async
 
-    async def timed(subject: Subject, b: Bench, phase: str, urls: list[str], count: int) -> float:
-        return time_sync(subject, b, phase, urls, count)
+    async def timed(
+        subject: Subject, b: Bench, phase: str, urls: list[str], count: int, start: int
+    ) -> float:
+        return time_sync(subject, b, phase, urls, count, start)
 
     return timed
+
+
+def _rotated(entrants: list[Entrant], repeat: int) -> list[Entrant]:
+    """The round-robin order of one repeat: each contender takes every place in turn, so
+    that whatever the first or last sample of a repeat pays is shared by all."""
+    shift = repeat % len(entrants)
+    return entrants[shift:] + entrants[:shift]
 
 
 def _median(values: list[float]) -> float | None:
@@ -98,20 +107,22 @@ async def _rounds_of(server: ServerProcess, settings: Any, client: str) -> list[
             made[entrant.name] = entrant.make(server.token_url)
             for phase in (LEG, OK, REJECTED):  # first token, lazy set-up, warm caches
                 if runs(entrant, phase):
-                    await timer(made[entrant.name], bench, phase, urls, 20)
+                    await timer(made[entrant.name], bench, phase, urls, 20, 0)
             problem = await _verify(made[entrant.name], bench, entrant)
             if problem:
                 errors[entrant.name] = problem
         except Exception as exc:
             errors[entrant.name] = _error(exc)
     for phase, count, repeats in phases:
-        for _ in range(repeats):
-            for entrant in entrants:
+        for repeat in range(repeats):
+            for entrant in _rotated(entrants, repeat):
                 name = entrant.name
                 if name in errors or name not in made or not runs(entrant, phase):
                     continue
                 try:
-                    samples[name][phase].append(await timer(made[name], bench, phase, urls, count))
+                    samples[name][phase].append(
+                        await timer(made[name], bench, phase, urls, count, 0)
+                    )
                 except Exception as exc:
                     errors[name] = _error(exc)
     for subject in made.values():
@@ -137,6 +148,7 @@ async def _rounds_of(server: ServerProcess, settings: Any, client: str) -> list[
             rejected_ratio=_ratio(mine[REJECTED], medians[refresh_floor][REJECTED]),
             on_401="fresh token, one resend" if entrant.retries else "returns the 401",
             repeats={p: len(v) for p, v in samples[name].items()},
+            min_ns={p: _round(min(v)) if v else None for p, v in samples[name].items()},
         )
         rows.append(row)
     return rows
@@ -190,17 +202,18 @@ async def _origins_of(server: ServerProcess, settings: Any, client: str) -> list
         for entrant in entrants:
             try:
                 made[entrant.name] = _origin_subject(entrant, server.token_url)
-                await timer(made[entrant.name], bench, OK, urls, max(count, 20))  # warm
+                await timer(made[entrant.name], bench, OK, urls, max(count, 20), 0)  # warm
             except Exception as exc:
                 errors[entrant.name] = _error(exc)
-        for _ in range(settings.round_repeats):
-            for entrant in entrants:
+        batch = settings.round_batch
+        for repeat in range(settings.round_repeats):
+            for entrant in _rotated(entrants, repeat):
                 name = entrant.name
                 if name in errors or name not in made:
                     continue
-                try:
+                try:  # each batch goes on where the last one stopped in the cycle
                     samples[name].append(
-                        await timer(made[name], bench, OK, urls, settings.round_batch)
+                        await timer(made[name], bench, OK, urls, batch, repeat * batch)
                     )
                 except Exception as exc:
                     errors[name] = _error(exc)
@@ -238,7 +251,6 @@ def _transport(client: str) -> Any:
 
 
 async def _clocked_calls(call: Callable[[], Any], count: int, asynchronous: bool) -> float:
-    gc.collect()
     gc.disable()
     try:
         start = time.perf_counter_ns()
@@ -271,8 +283,8 @@ async def _calls_of(server: ServerProcess, settings: Any, client: str) -> list[d
             await _clocked_calls(call, 20, asynchronous)
         except Exception as exc:
             errors[entrant.name] = _error(exc)
-    for _ in range(settings.client_repeats):
-        for entrant in entrants:
+    for repeat in range(settings.client_repeats):
+        for entrant in _rotated(entrants, repeat):
             name = entrant.name
             if name in errors or name not in made:
                 continue

@@ -56,7 +56,7 @@ def _rows(results: dict[str, Any], scenario: str) -> dict[str, dict[str, Any]]:
     return {row["contender"]: row for row in rows}
 
 
-@pytest.mark.timeout(900)  # a hang bound: about 10 s idle, 25 s under busy.py 4
+@pytest.mark.timeout(900)  # a hang bound: the quick run takes about 14 s on a busy 2-core box
 def test_quick_benchmark_runs_every_scenario(quick_run: tuple[str, dict[str, Any]]) -> None:
     stdout, results = quick_run
     assert results["scenario_errors"] == {}
