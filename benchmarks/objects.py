@@ -1,11 +1,12 @@
 """What an auth object costs to have: ``build`` (time and memory per object) and
 ``threads`` (threads left after many objects each refreshed their token once).
 
-- ``build``: the time to construct one object (median over repeats of a batch, garbage
-  collection off while a batch runs) and the memory one object keeps before its first
-  use (``tracemalloc``: bytes still allocated after building ``memory_objects`` objects
-  and a ``gc.collect()``, divided by their number; one object is built first, outside
-  the measurement, so that imports and first-use caches are not counted). Compared:
+- ``build``: the time to construct one object (median over many small batches taken
+  round-robin, garbage collection off while a batch runs) and the memory one object
+  keeps before its first use (``tracemalloc``: bytes still allocated after building
+  ``memory_objects`` objects and a ``gc.collect()``, divided by their number; one
+  object is built first, outside the measurement, so that imports and first-use caches
+  are not counted). Compared:
   delivery_auth's ``ClientCredentialsAuth``, Authlib's requests ``OAuth2Session``,
   ``requests_auth.OAuth2ClientCredentials``, ``httpx_auth.OAuth2ClientCredentials`` and
   the floor (a header setter). Authlib's httpx2 ``OAuth2Client`` is left out: it builds
@@ -88,7 +89,6 @@ def _dispose(objects: list[Any]) -> None:
 
 
 def _build_time(build: Callable[[], Any], count: int) -> float:
-    gc.collect()
     gc.disable()
     made: list[Any] = []
     try:
@@ -121,8 +121,9 @@ def build(server: ServerProcess, settings: Any) -> list[dict[str, Any]]:
     url = server.token_url
     samples: dict[str, list[float]] = {lib: [] for lib, _w, _b in BUILDERS}
     errors: dict[str, str] = {}
-    for _ in range(settings.build_repeats):
-        for library, _what, builder in BUILDERS:
+    for repeat in range(settings.build_repeats):
+        shift = repeat % len(BUILDERS)  # each takes every place of the round-robin in turn
+        for library, _what, builder in BUILDERS[shift:] + BUILDERS[:shift]:
             if library in errors:
                 continue
             try:

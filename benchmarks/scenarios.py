@@ -36,8 +36,8 @@ class Settings:
     client_repeats: int = 101
     origin_counts: tuple[int, ...] = (1, 10, 1000)
     # build, threads (objects.py)
-    build_batch: int = 200
-    build_repeats: int = 5
+    build_batch: int = 20
+    build_repeats: int = 41
     memory_objects: int = 1000
     thread_objects: int = 1000
     thread_token_age: float = 1.0
