@@ -96,7 +96,7 @@ def write_png(results: dict[str, Any], path: Path) -> str | None:
     if not panels:
         return "no results to draw"
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)
-    colours = {"delivery_auth": "#2a7ab0", "floor": "#999999"}
+    colours = {"delivery_auth": "#2a7ab0", "floor": "#999999", "floor + refresh": "#bbbbbb"}
     for ax, key in zip(axes[:, 0], panels, strict=True):
         if key == "round":
             rows = [r for r in scen[key] if r.get("ok_ratio") is not None]
