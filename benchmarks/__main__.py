@@ -4,7 +4,7 @@ Example::
 
     python -m benchmarks                       # full run, a few minutes on 2 cores
     python -m benchmarks --quick --out /tmp/b  # smoke run, a few seconds
-    python -m benchmarks --only per_call throughput
+    python -m benchmarks --only round client origins
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 A *contender* is one library used through one HTTP client (``requests``, ``httpx``,
 ``httpx-async``, ``httpx2``, ``httpx2-async``). :func:`build` returns a :class:`Handle`
-that makes one authorised API call (``call`` or ``acall``), exposes the bare auth step
-for the per-call overhead scenario (``apply``), and closes what it opened.
+that makes one authorised API call (``call`` or ``acall``) over loopback and closes what
+it opened. (The in-process scenarios use :mod:`benchmarks.subjects` instead.)
 
 Every library is used the way its documentation shows, with one setting aligned for a
 fair rotation test: the "treat the token as expired this early" knob is 0.5 s
@@ -180,13 +180,11 @@ class Handle:
     """One ready-to-use contender.
 
     ``call`` (sync clients) or ``acall`` (async clients) makes one API call and returns
-    its final status. ``apply`` is the bare auth step on a fresh request object (the
-    per-call overhead scenario).
+    its final status.
     """
 
     call: Callable[[], int] | None = None
     acall: Callable[[], Awaitable[int]] | None = None
-    apply: Callable[[Any], Any] | None = None
     close: Callable[[], None] = lambda: None
     aclose: Callable[[], Awaitable[None]] | None = None
     notes: list[str] = field(default_factory=list)
@@ -269,7 +267,6 @@ def _requests_handle(auth: Any, api_url: str, observe: bool) -> Handle:
 
     return Handle(
         call=call,
-        apply=auth,
         close=session.close,
     )
 
@@ -327,21 +324,12 @@ def authlib_requests(token_url: str, api_url: str, observe: bool) -> Handle:
             fetch(token_url, grant_type="client_credentials")
         return session.get(api_url).status_code
 
-    handle = Handle(call=call, apply=token_auth, close=session.close)
+    handle = Handle(call=call, close=session.close)
     handle.notes.append("first token fetched by the caller (OAuth2Session needs it)")
     return handle
 
 
 # -- httpx -------------------------------------------------------------------------------
-
-
-def _httpx_apply(auth: Any) -> Callable[[Any], Any]:
-    def apply(request: Any) -> Any:
-        flow = auth.sync_auth_flow(request)
-        next(flow)
-        return flow  # kept alive by the caller: closing a suspended flow is not the hot path
-
-    return apply
 
 
 def _httpx_handle(auth: Any, api_url: str, observe: bool, owned: Any = None) -> Handle:
@@ -357,7 +345,6 @@ def _httpx_handle(auth: Any, api_url: str, observe: bool, owned: Any = None) -> 
 
     return Handle(
         call=call,
-        apply=_httpx_apply(auth),
         close=close,
     )
 
@@ -437,7 +424,6 @@ def floor_httpx2(token_url: str, api_url: str, observe: bool) -> Handle:
 
     return Handle(
         call=call,
-        apply=_httpx_apply(auth),
         close=client.close,
     )
 
@@ -473,7 +459,6 @@ def authlib_httpx2(token_url: str, api_url: str, observe: bool) -> Handle:
     from authlib.integrations.httpx_client import OAuth2Client
 
     client = OAuth2Client(**_authlib_kwargs(token_url))
-    token_auth = client.token_auth
     ensure = client.ensure_active_token
     if observe:
         client.ensure_active_token = _timed(ensure)
@@ -484,14 +469,7 @@ def authlib_httpx2(token_url: str, api_url: str, observe: bool) -> Handle:
             fetch(token_url, grant_type="client_credentials")
         return int(client.get(api_url).status_code)
 
-    def apply(request: Any) -> Any:
-        # The token check lives in OAuth2Client.request, the header in OAuth2Auth.
-        ensure(client.token)
-        flow = token_auth.sync_auth_flow(request)
-        next(flow)
-        return flow
-
-    handle = Handle(call=call, apply=apply, close=client.close)
+    handle = Handle(call=call, close=client.close)
     handle.notes.append("first token fetched by the caller (OAuth2Client needs it)")
     return handle
 

@@ -1,11 +1,16 @@
-"""The five scenarios. Each returns plain dicts (JSON-ready) and never raises for a
+"""The scenarios of one run, and their sizes (:class:`Settings`).
+
+This module holds the scenarios over loopback (stampede, rotation, recovery,
+throughput), the fleet hook and the registry :data:`SCENARIOS`; the in-process ones are
+in :mod:`benchmarks.whole` (round, client, origins) and :mod:`benchmarks.objects`
+(build, threads). Each returns plain dicts (JSON-ready) and never raises for a
 contender that fails: a failure is recorded as a result."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
+import inspect
 import statistics
 import threading
 import time
@@ -13,9 +18,6 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import httpx
-import requests
 
 from . import contenders as c
 from .server import ServerProcess
@@ -25,8 +27,25 @@ from .server import ServerProcess
 class Settings:
     """Sizes of one run; :meth:`quick` is the smoke-test size."""
 
-    percall_batch: int = 2000
-    percall_repeats: int = 15
+    # round, client, origins (in-process; see whole.py)
+    round_batch: int = 50  # small batches, many repeats: see rounds.py
+    round_repeats: int = 101
+    round401_batch: int = 5  # each round makes a real token request
+    round401_repeats: int = 41
+    client_batch: int = 5
+    client_repeats: int = 101
+    origin_counts: tuple[int, ...] = (1, 10, 1000)
+    # build, threads (objects.py)
+    build_batch: int = 20
+    build_repeats: int = 41
+    memory_objects: int = 1000
+    thread_objects: int = 1000
+    thread_token_age: float = 1.0
+    thread_wait: float = 120.0
+    # fleet (processes.fleet_cold_start reads these)
+    fleet_processes: int = 64
+    fleet_token_delay: float = 0.5
+    # stampede, rotation, throughput (over loopback)
     stampede_threads: int = 64
     stampede_coroutines: int = 1000
     stampede_processes: int = 8  # 0: skip the cross-process scenarios
@@ -41,8 +60,21 @@ class Settings:
     @classmethod
     def quick(cls) -> Settings:
         return cls(
-            percall_batch=50,
-            percall_repeats=3,
+            round_batch=20,
+            round_repeats=3,
+            round401_batch=3,
+            round401_repeats=2,
+            client_batch=5,
+            client_repeats=3,
+            origin_counts=(1, 10, 100),
+            build_batch=10,
+            build_repeats=2,
+            memory_objects=20,
+            thread_objects=20,
+            thread_token_age=0.2,
+            thread_wait=60.0,
+            fleet_processes=4,
+            fleet_token_delay=0.05,
             stampede_threads=8,
             stampede_coroutines=20,
             stampede_processes=0,
@@ -78,93 +110,6 @@ async def _aclose(handle: c.Handle) -> None:
 def _call(handle: c.Handle) -> int:
     assert handle.call is not None
     return handle.call()
-
-
-# -- 1. per-call overhead ----------------------------------------------------------------
-
-
-def _fresh_requests(client: str, api_url: str, count: int) -> list[Any]:
-    if client == "requests":
-        base = requests.Request("GET", api_url).prepare()
-        return [base.copy() for _ in range(count)]
-    if client == "httpx":
-        return [httpx.Request("GET", api_url) for _ in range(count)]
-    import httpx2
-
-    return [httpx2.Request("GET", api_url) for _ in range(count)]
-
-
-def _time_batch(apply: Callable[[Any], Any], fresh: list[Any]) -> float:
-    """Nanoseconds per auth application over one batch of fresh request objects."""
-    keep: list[Any] = []
-    append = keep.append
-    gc.disable()
-    try:
-        start = time.perf_counter_ns()
-        for request in fresh:
-            append(apply(request))
-        elapsed = time.perf_counter_ns() - start
-    finally:
-        gc.enable()
-    return elapsed / len(fresh)
-
-
-def per_call(server: ServerProcess, settings: Settings) -> list[dict[str, Any]]:
-    server.configure()
-    rows: list[dict[str, Any]] = []
-    for client in ("requests", "httpx", "httpx2"):
-        group = c.by_client(client, extras=True)
-        handles: dict[str, c.Handle] = {}
-        samples: dict[str, list[float]] = {}
-        errors: dict[str, str] = {}
-        for contender in group:
-            try:
-                handle = contender.build(server.token_url, server.api_url, False)
-                handles[contender.name] = handle
-                status = _call(handle)  # token fetched, nothing else is timed
-                if status != 200:
-                    errors[contender.name] = f"warm-up call answered HTTP {status}"
-                assert handle.apply is not None
-                _time_batch(handle.apply, _fresh_requests(client, server.api_url, 50))
-                samples[contender.name] = []
-            except Exception as exc:
-                errors[contender.name] = _error(exc)
-        # Round-robin repeats so that machine noise hits every contender alike.
-        for _ in range(settings.percall_repeats):
-            for contender in group:
-                name = contender.name
-                if name not in samples or name in errors:
-                    continue
-                fresh = _fresh_requests(client, server.api_url, settings.percall_batch)
-                try:
-                    apply = handles[name].apply
-                    assert apply is not None
-                    samples[name].append(_time_batch(apply, fresh))
-                except Exception as exc:
-                    errors[name] = _error(exc)
-        floor_name = next(x.name for x in group if x.floor)
-        floor_ns = statistics.median(samples[floor_name]) if samples.get(floor_name) else None
-        for contender in group:
-            name = contender.name
-            row: dict[str, Any] = {
-                "contender": name,
-                "library": contender.library,
-                "client": client,
-                "floor": contender.floor,
-                "extra": contender.extra,
-            }
-            if name in errors:
-                row["error"] = errors[name]
-            elif samples.get(name):
-                median = statistics.median(samples[name])
-                row["ns_median"] = round(median, 1)
-                row["ns_min"] = round(min(samples[name]), 1)
-                row["repeats"] = len(samples[name])
-                row["ratio"] = round(median / floor_ns, 2) if floor_ns else None
-            rows.append(row)
-        for handle in handles.values():
-            _close(handle)
-    return rows
 
 
 # -- 2. cold-start stampede --------------------------------------------------------------
@@ -626,13 +571,52 @@ async def _throughput_async(
     return _throughput_rows(group, rates, errors, bad)
 
 
-SCENARIOS: dict[str, Callable[[ServerProcess, Settings], list[dict[str, Any]]]] = {
-    "per_call": per_call,
-    "stampede": stampede,
-    "rotation": rotation,
-    "recovery": recovery,
-    "throughput": throughput,
-}
+# -- fleet cold start (benchmarks/processes.py) --------------------------------------
+
+
+def fleet(server: ServerProcess, settings: Settings) -> list[dict[str, Any]]:
+    """Many processes on a cold shared cache: ``processes.fleet_cold_start``'s rows.
+
+    Its rows are shown as they come (every key a column). It is called with
+    ``(server, settings)`` when it takes a ``server`` parameter, else ``(settings)``;
+    ``settings.fleet_processes`` and ``settings.fleet_token_delay`` size it.
+    """
+    from . import processes
+
+    run = getattr(processes, "fleet_cold_start", None)
+    if run is None:
+        return [
+            {
+                "contender": "delivery_auth [fleet]",
+                "library": "delivery_auth",
+                "client": "processes",
+                "not_available": "benchmarks.processes.fleet_cold_start is not written yet",
+            }
+        ]
+    if "server" in inspect.signature(run).parameters:
+        return list(run(server=server, settings=settings))
+    return list(run(settings))
+
+
+def _scenarios() -> dict[str, Callable[[ServerProcess, Settings], list[dict[str, Any]]]]:
+    from . import objects, whole
+
+    return {
+        "round": whole.whole_round,
+        "client": whole.client_calls,
+        "origins": whole.origins,
+        "build": objects.build,
+        "threads": objects.threads,
+        "stampede": stampede,
+        "fleet": fleet,
+        "rotation": rotation,
+        "recovery": recovery,
+        "throughput": throughput,
+    }
+
+
+#: Every scenario, in the order of a run and of the report.
+SCENARIOS = _scenarios()
 
 
 def run_safely(
