@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+from ._decorate import UnsignableBodyError
 from .auth import DeliveryAuth
 from .cache import FileTokenCache, MemoryTokenCache, RedisTokenCache, TokenCache
 from .client_credentials import ClientCredentialsAuth
@@ -34,6 +35,8 @@ from .providers import (
     GraphQLFailureDetector,
     YandexCourierAuth,
 )
+from .providers.lalamove import LalamoveAuth
+from .signing import HmacSigningAuth, SigningInput
 from .token import Token
 
 __version__ = "0.1.0"
@@ -52,17 +55,21 @@ __all__ = [
     "FailureDetector",
     "FileTokenCache",
     "GraphQLFailureDetector",
+    "HmacSigningAuth",
     "InsecureTransportError",
     "InvalidClientError",
+    "LalamoveAuth",
     "MemoryTokenCache",
     "RedisTokenCache",
     "RefreshPolicy",
+    "SigningInput",
     "StatusFailureDetector",
     "Token",
     "TokenCache",
     "TokenEndpointUnavailableError",
     "TokenRequestError",
     "TokenRevokedError",
+    "UnsignableBodyError",
     "YandexCourierAuth",
     "__version__",
 ]
