@@ -15,6 +15,7 @@ from ._decorate import UnsignableBodyError
 from .auth import DeliveryAuth
 from .cache import FileTokenCache, MemoryTokenCache, RedisTokenCache, TokenCache
 from .client_credentials import ClientCredentialsAuth
+from .dependent import DependentToken, JsonTokenRequest
 from .errors import (
     CredentialsRejectedError,
     DeliveryAuthError,
@@ -51,6 +52,7 @@ __all__ = [
     "DeliveryAuth",
     "DeliveryAuthError",
     "DeliveryTrackerAuth",
+    "DependentToken",
     "DisallowedHostError",
     "FailureDetector",
     "FileTokenCache",
@@ -58,6 +60,7 @@ __all__ = [
     "HmacSigningAuth",
     "InsecureTransportError",
     "InvalidClientError",
+    "JsonTokenRequest",
     "LalamoveAuth",
     "MemoryTokenCache",
     "RedisTokenCache",

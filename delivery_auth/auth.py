@@ -131,6 +131,9 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
     def close(self) -> None:
         """Release the token session and stop background refreshes."""
         self._engine.close()
+        close_decorator = getattr(self._decorator, "close", None)
+        if close_decorator is not None:  # a dependent token's own engine
+            close_decorator()
 
     async def aclose(self) -> None:
         """:meth:`close` without blocking the event loop."""
