@@ -197,3 +197,21 @@ def test_from_env_and_repr() -> None:
     assert repr(auth) == (f"LalamoveAuth(api_key={API_KEY!r}, market='SG', environment='sandbox')")
     with pytest.raises(ValueError, match="market"):
         LalamoveAuth(API_KEY, API_SECRET, market="H K")
+
+
+def test_command_line(
+    server: EmulatedProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from delivery_auth.cli import main
+
+    for name, value in server.emu.env("lalamove").items():
+        monkeypatch.setenv(name, value)
+    assert main(["check", "lalamove", "--emulator", server.emu.base_url]) == 0
+    assert capsys.readouterr().out.startswith("OK: Lalamove accepted the signature")
+    assert main(["token", "lalamove", "--emulator", server.emu.base_url]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "Lalamove has no token" in captured.err
+    monkeypatch.setenv("LALAMOVE_API_SECRET", "sk_wrong")
+    assert main(["check", "lalamove", "--emulator", server.emu.base_url]) == 1
+    assert "rejected the signature" in capsys.readouterr().err

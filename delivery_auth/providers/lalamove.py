@@ -198,6 +198,7 @@ SPEC = ProviderSpec(
     verify_help="a signed GET /v3/cities",
     api_url_help="the API base URL (https://rest.lalamove.com)",
     token=TokenCommand(
-        help="Lalamove has no token (every request is signed); it prints the signing lease",
+        unavailable="Lalamove has no token: every request is signed with the API secret "
+        "(HMAC-SHA256). To test the key pair, run 'delivery-auth check lalamove'.",
     ),
 )
