@@ -25,6 +25,7 @@ from .errors import (
     TokenRevokedError,
 )
 from .flow import FailureDetector, StatusFailureDetector
+from .password_grant import PasswordGrantAuth
 from .policy import BackoffPolicy, RefreshPolicy
 from .providers import (
     BringgAuth,
@@ -55,6 +56,7 @@ __all__ = [
     "InsecureTransportError",
     "InvalidClientError",
     "MemoryTokenCache",
+    "PasswordGrantAuth",
     "RedisTokenCache",
     "RefreshPolicy",
     "StatusFailureDetector",
