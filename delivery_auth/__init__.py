@@ -35,6 +35,7 @@ from .providers import (
     GraphQLFailureDetector,
     YandexCourierAuth,
 )
+from .providers.usps import USPSAuth
 from .token import Token
 
 __version__ = "0.1.0"
@@ -65,6 +66,7 @@ __all__ = [
     "TokenEndpointUnavailableError",
     "TokenRequestError",
     "TokenRevokedError",
+    "USPSAuth",
     "YandexCourierAuth",
     "__version__",
 ]
