@@ -18,6 +18,7 @@ import pytest
 from loopback import LoopbackServer
 
 from delivery_auth import DisallowedHostError, InsecureTransportError
+from delivery_auth.providers.spec import registry
 
 from .conftest import MakeAuth
 from .harness import CLIENTS, JSON, PROVIDERS, Canned, Outcome, Rig, body_for, bounded, send
@@ -32,7 +33,7 @@ SIGNAL = {
 
 
 def rejected(provider: str, outcome: Outcome) -> bool:
-    status, code = SIGNAL[provider]
+    status, code = SIGNAL.get(provider) or (registry()[provider].page().PAGE.rejection.status, None)
     return outcome.status == status and (code is None or code in outcome.graphql_codes())
 
 
@@ -167,7 +168,7 @@ def test_retry_redirected_to_another_origin_carries_no_token(
 
 
 def _lookalikes(provider: str) -> list[str]:
-    return {
+    named = {
         "tracker": [
             "https://tracker.delivery.evil.example/graphql",
             "https://eviltracker.delivery/",
@@ -175,7 +176,12 @@ def _lookalikes(provider: str) -> list[str]:
         "bringg": ["https://admin-api.bringg.com.evil.example/", "https://evilbringg.com/x"],
         "dhl": ["https://api.dhlecs.com.evil.example/", "https://notdhlecs.com/x"],
         "yandex": ["https://courier.yandex.ru.evil.example/", "https://api.example.com/x"],
-    }[provider]
+    }
+    if provider in named:
+        return named[provider]
+    hosts = [h.removeprefix("*.") for h in registry()[provider].default_hosts if "." in h]
+    hosts = [h for h in hosts if not h[0].isdigit()]  # names, not loopback networks
+    return [url for h in hosts for url in (f"https://{h}.evil.example/", f"https://evil{h}/x")]
 
 
 @pytest.mark.parametrize("client", CLIENTS)
