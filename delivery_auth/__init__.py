@@ -27,6 +27,7 @@ from .errors import (
     TokenRevokedError,
 )
 from .flow import FailureDetector, StatusFailureDetector
+from .password_grant import PasswordGrantAuth
 from .policy import BackoffPolicy, RefreshPolicy
 from .providers import (
     BringgAuth,
@@ -37,6 +38,7 @@ from .providers import (
     YandexCourierAuth,
 )
 from .providers.lalamove import LalamoveAuth
+from .providers.usps import USPSAuth
 from .signing import HmacSigningAuth, SigningInput
 from .token import Token
 
@@ -63,6 +65,7 @@ __all__ = [
     "JsonTokenRequest",
     "LalamoveAuth",
     "MemoryTokenCache",
+    "PasswordGrantAuth",
     "RedisTokenCache",
     "RefreshPolicy",
     "SigningInput",
@@ -72,6 +75,7 @@ __all__ = [
     "TokenEndpointUnavailableError",
     "TokenRequestError",
     "TokenRevokedError",
+    "USPSAuth",
     "UnsignableBodyError",
     "YandexCourierAuth",
     "__version__",

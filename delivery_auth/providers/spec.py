@@ -207,6 +207,7 @@ REGISTERED: tuple[str, ...] = (
     "delivery_auth.providers.bringg:SPEC",
     "delivery_auth.providers.dhl:SPEC",
     "delivery_auth.providers.yandex:SPEC",
+    "delivery_auth.providers.usps:SPEC",
     "delivery_auth.providers.lalamove:SPEC",
 )
 

@@ -188,7 +188,8 @@ class Rig:
     # -- addresses and auth objects ------------------------------------------------------
 
     def api_url(self, provider: str) -> str:
-        return self.emu.url(provider, api_path(provider))
+        path = API_PATHS.get(provider) or self.emu.state.pages[provider].resource_path
+        return self.emu.url(provider, path)
 
     def redirect_url(self, provider: str, to: str, code: int = 307) -> str:
         return self.emu.url(provider, f"/redirect?code={code}&to={to}")

@@ -34,7 +34,7 @@ SIGNAL = {
 
 
 def rejected(provider: str, outcome: Outcome) -> bool:
-    status, code = SIGNAL.get(provider, (page_of(provider).rejection.status, None))
+    status, code = SIGNAL.get(provider) or (registry()[provider].page().PAGE.rejection.status, None)
     return outcome.status == status and (code is None or code in outcome.graphql_codes())
 
 
@@ -180,8 +180,7 @@ def test_retry_redirected_to_another_origin_carries_no_token(
 
 
 def _lookalikes(provider: str) -> list[str]:
-    host = next(h for h in registry()[provider].default_hosts if "." in h and "*" not in h)
-    return {
+    named = {
         "tracker": [
             "https://tracker.delivery.evil.example/graphql",
             "https://eviltracker.delivery/",
@@ -189,7 +188,12 @@ def _lookalikes(provider: str) -> list[str]:
         "bringg": ["https://admin-api.bringg.com.evil.example/", "https://evilbringg.com/x"],
         "dhl": ["https://api.dhlecs.com.evil.example/", "https://notdhlecs.com/x"],
         "yandex": ["https://courier.yandex.ru.evil.example/", "https://api.example.com/x"],
-    }.get(provider, [f"https://{host}.evil.example/", f"https://evil{host}/x"])
+    }
+    if provider in named:
+        return named[provider]
+    hosts = [h.removeprefix("*.") for h in registry()[provider].default_hosts if "." in h]
+    hosts = [h for h in hosts if not h[0].isdigit()]  # names, not loopback networks
+    return [url for h in hosts for url in (f"https://{h}.evil.example/", f"https://evil{h}/x")]
 
 
 @pytest.mark.parametrize("client", CLIENTS)
