@@ -18,13 +18,14 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from .app import bearer, begin_protected_request, begin_token_request, json_response
+from .app import bearer, begin_protected_request, begin_token_request, json_response, read_json
 from .page import Credentials, DemoCheck, DemoPlan, Page, Rejection
-from .settings import one_of
+from .settings import one_of, seconds
 from .state import EmulatorState
 
 __all__ = ["PAGE", "REJECTED", "TOKEN_PATH", "handle"]
@@ -36,9 +37,35 @@ KNOWN = Credentials("emu-usps-consumer-key", "emu-usps-consumer-secret-not-real"
 REJECTED = "Missing or malformed access token."
 
 
+PAYMENT_PATH = "/payments/v3/payment-authorization"
+LABEL_PATH = "/labels/v3/label"
+PAYMENT_PREFIX = "emu-usps-payment-"
+_ROLE_NAMES = ("PAYER", "LABEL_OWNER")
+PAYMENT_REJECTED = "Invalid or expired payment authorization token."
+#: Role objects the emulator's payment authorization accepts (test values).
+PAYMENT_ROLES = (
+    {
+        "roleName": "PAYER",
+        "CRID": "56982563",
+        "MID": "904128936",
+        "manifestMID": "904128937",
+        "accountType": "EPS",
+        "accountNumber": "1000405525",
+    },
+    {
+        "roleName": "LABEL_OWNER",
+        "CRID": "56982563",
+        "MID": "904128936",
+        "manifestMID": "904128937",
+    },
+)
+
+
 def handle(request: Request, state: EmulatorState, path: str) -> Response:
     if path == TOKEN_PATH:
         return token(request, state)
+    if path == PAYMENT_PATH:
+        return payment_authorization(request, state)
     return resource(request, state, path)
 
 
@@ -112,7 +139,10 @@ def _rejected(detail: str) -> Response:
 
 
 def _authenticate(request: Request, state: EmulatorState) -> str | None:
-    status = state.check_token(PROVIDER, bearer(request))
+    value = bearer(request)
+    if value is not None and value.startswith(PAYMENT_PREFIX):
+        return "A payment authorization token is not an access token."
+    status = state.check_token(PROVIDER, value)
     if status == "ok":
         return None
     if status in ("expired", "revoked"):
@@ -131,6 +161,13 @@ def resource(request: Request, state: EmulatorState, path: str) -> Response:
     )
     if answered is not None:
         return answered
+    if path.startswith("/labels/"):
+        refused = _payment_refused(request, state)
+        if refused is not None:
+            return refused
+        return json_response(
+            {"labelMetadata": {"trackingNumber": "9205500000000000000000"}, "path": path}
+        )
     return json_response(
         {
             "address": {
@@ -145,13 +182,78 @@ def resource(request: Request, state: EmulatorState, path: str) -> Response:
     )
 
 
+def _payment_refused(request: Request, state: EmulatorState) -> Response | None:
+    """The label endpoints' check of ``X-Payment-Authorization-Token``: missing is a 400;
+    unknown, expired or revoked a 401 (USPS's shape; that it is a 401 is the guess
+    CARRIERS.md records)."""
+    value = request.headers.get("X-Payment-Authorization-Token")
+    if not value:
+        return json_response(
+            {
+                "apiVersion": "v3",
+                "error": {
+                    "code": "400",
+                    "message": "X-Payment-Authorization-Token is required for labels.",
+                },
+            },
+            400,
+        )
+    if value.startswith(PAYMENT_PREFIX) and state.check_token(PROVIDER, value) == "ok":
+        return None
+    state.stats.count(state.stats.auth_failures, PROVIDER)
+    return _rejected(PAYMENT_REJECTED)
+
+
+def payment_authorization(request: Request, state: EmulatorState) -> Response:
+    """``POST /payments/v3/payment-authorization``: Bearer auth, JSON ``{"roles": [...]}``
+    -> ``{"paymentAuthorizationToken", "roles"}``; the token lives
+    ``emu.usps_payment_ttl`` seconds."""
+    answered = begin_protected_request(
+        request,
+        state,
+        PROVIDER,
+        lambda request: _authenticate(request, state),
+        _rejected,
+        fault_reason="The access token has expired or was revoked.",
+        methods=("POST",),
+    )
+    if answered is not None:
+        return answered
+    payload = read_json(request)
+    roles = payload.get("roles") if isinstance(payload, dict) else None
+    if (
+        not isinstance(roles, list)
+        or not roles
+        or not all(
+            isinstance(r, dict) and r.get("roleName") in ("PAYER", "LABEL_OWNER") for r in roles
+        )
+    ):
+        return json_response(
+            {
+                "apiVersion": "v3",
+                "error": {
+                    "code": "400",
+                    "message": "roles must be a list of role objects with roleName PAYER or "
+                    "LABEL_OWNER.",
+                },
+            },
+            400,
+        )
+    value = PAYMENT_PREFIX + secrets.token_urlsafe(24)
+    state.accept(PROVIDER, value, ttl=state.settings.usps_payment_ttl)
+    return json_response({"paymentAuthorizationToken": value, "roles": roles})
+
+
 def _says_rejected(body: Any) -> bool:
     error = body.get("error") if isinstance(body, dict) else None
     return isinstance(error, dict) and error.get("code") == "401"
 
 
 def _served(body: Any) -> bool:
-    return isinstance(body, dict) and isinstance(body.get("address"), dict)
+    # an address (the page's resource) or a label (the label endpoint)
+    return isinstance(body, dict) and any(
+        isinstance(body.get(what), dict) for what in ("address", "labelMetadata")
+    )
 
 
 PAGE = Page(
@@ -163,7 +265,10 @@ PAGE = Page(
     endpoint_paths={"token_url": TOKEN_PATH},
     rejection=Rejection(401, f'401 "{REJECTED}"', _says_rejected),
     served=_served,
-    settings={"usps_fields": one_of("usps_fields", ("numbers", "strings"), "numbers")},
+    settings={
+        "usps_fields": one_of("usps_fields", ("numbers", "strings"), "numbers"),
+        "usps_payment_ttl": seconds("usps_payment_ttl", 28800.0, positive=True),
+    },
     demo=DemoPlan(
         revoked=f'revoked: 401 "{REJECTED}" -> 1 refresh, 1 resend',
         first="first call fetched a token (JSON token request)",
@@ -173,6 +278,12 @@ PAGE = Page(
                 token_requests=1,
                 options={},
                 settings={"usps_fields": "strings"},
+            ),
+            DemoCheck(
+                "label: + X-Payment-Authorization-Token, fetched with the bearer token",
+                token_requests=1,
+                options={"payment_roles": list(PAYMENT_ROLES)},
+                path=LABEL_PATH,
             ),
         ),
     ),

@@ -24,16 +24,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..cache.base import TokenCache
 from ..client_credentials import ClientCredentialsAuth
+from ..dependent import DependentToken, JsonTokenRequest
 from ..flow import FailureDetector
-from ..policy import BackoffPolicy
+from ..policy import BackoffPolicy, RefreshPolicy
 from ._environments import choose_environment, hosts_for
 from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec
 
-__all__ = ["ENVIRONMENTS", "PAYMENT_AUTHORIZATION_PATH", "SPEC", "TOKEN_PATH", "USPSAuth"]
+__all__ = [
+    "DEFAULT_PAYMENT_TOKEN_LIFETIME",
+    "ENVIRONMENTS",
+    "PAYMENT_AUTHORIZATION_PATH",
+    "PAYMENT_HEADER",
+    "SPEC",
+    "TOKEN_PATH",
+    "USPSAuth",
+    "is_label_request",
+]
 
 #: ``environment`` -> API host (the token endpoint is on it too).
 ENVIRONMENTS: Mapping[str, str] = {
@@ -43,6 +54,24 @@ ENVIRONMENTS: Mapping[str, str] = {
 TOKEN_PATH = "/oauth2/v3/token"
 #: Where the payment authorization token (for labels) is asked for, below the API root.
 PAYMENT_AUTHORIZATION_PATH = "/payments/v3/payment-authorization"
+#: The header label requests carry the payment authorization token in.
+PAYMENT_HEADER = "X-Payment-Authorization-Token"
+#: USPS does not document the payment token's lifetime (a blog says 8 h; karrio keeps it
+#: 50 minutes): refreshing early costs one payments call, sending a dead one a rejection.
+DEFAULT_PAYMENT_TOKEN_LIFETIME = 50 * 60.0
+
+
+def is_label_request(method: str, url: str) -> bool:
+    """Whether a request goes to a label endpoint (``/labels/v3/label``, ...)."""
+    return "/labels/" in urlsplit(url).path
+
+
+def _check_lifetime(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e9:
+        raise ValueError(
+            f"payment_token_lifetime must be a positive number of seconds, got {value!r}"
+        )
+    return float(value)
 
 
 def _check_roles(payment_roles: object) -> tuple[dict[str, Any], ...] | None:
@@ -81,9 +110,18 @@ class USPSAuth(ClientCredentialsAuth):
     default product): give every process the same shared ``cache``
     (``RedisTokenCache``/``FileTokenCache``) so that the fleet shares one token.
 
-    ``payment_roles``: the role objects of USPS's payment authorization (sent as
-    ``{"roles": [...]}`` to :data:`PAYMENT_AUTHORIZATION_PATH`), kept as
-    :attr:`payment_roles` (a tuple of dicts), for labels.
+    ``payment_roles``: the role objects of USPS's payment authorization (kept as
+    :attr:`payment_roles`, a tuple of dicts). With them, requests to label endpoints
+    (a path with ``/labels/`` in it) also carry ``X-Payment-Authorization-Token``:
+    obtained with the bearer token from ``payment_url`` (default: the token endpoint's
+    root + :data:`PAYMENT_AUTHORIZATION_PATH`, JSON ``{"roles": [...]}``), cached in
+    ``cache`` like the bearer token, refreshed on its own schedule (its lifetime is
+    undocumented: ``payment_token_lifetime`` seconds, 50 minutes by default, or its JWT
+    ``exp`` when sooner). A label request the API rejects (the failure detector: a 401)
+    is resent once with a new bearer token *and* a new payment token: USPS does not say
+    which of the two a 401 refers to (its bodies are sometimes empty), and the payment
+    token was obtained with the bearer. Another recognition can be given as
+    ``failure_detector``.
 
     ``allowed_hosts`` defaults to the environment's host plus loopback; the other
     keyword options are those of :class:`~delivery_auth.ClientCredentialsAuth`.
@@ -104,6 +142,8 @@ class USPSAuth(ClientCredentialsAuth):
         *,
         environment: str = "production",
         payment_roles: Sequence[Mapping[str, Any]] | None = None,
+        payment_url: str | None = None,
+        payment_token_lifetime: float = DEFAULT_PAYMENT_TOKEN_LIFETIME,
         token_url: str | None = None,
         scope: str | Sequence[str] | None = None,
         token_endpoint_auth_method: str = "client_secret_post",
@@ -140,6 +180,32 @@ class USPSAuth(ClientCredentialsAuth):
             backoff=backoff,
             failure_detector=failure_detector,
         )
+        self.payment_url: str | None = None
+        if self.payment_roles is not None:
+            self.payment_url = payment_url or self._root() + PAYMENT_AUTHORIZATION_PATH
+            obtain = JsonTokenRequest(
+                self.payment_url,
+                {"roles": list(self.payment_roles)},
+                field="paymentAuthorizationToken",
+                lifetime=_check_lifetime(payment_token_lifetime),
+                what="USPS payment authorization",
+                timeout=timeout,
+            )
+            DependentToken.attach(
+                self,
+                obtain=obtain,
+                header=PAYMENT_HEADER,
+                applies=is_label_request,
+                policy=RefreshPolicy(refresh_margin=refresh_margin, refresh_ratio=refresh_ratio),
+                cache=cache,
+                key=f"usps-payment-{self.environment}-{self.client_id}-{obtain.body_digest}",
+            )
+
+    def _root(self) -> str:
+        """The root the token endpoint hangs below (the emulator's too), else the API's."""
+        if self.token_url.endswith(TOKEN_PATH):
+            return self.token_url[: -len(TOKEN_PATH)]
+        return self.api_root
 
     @property
     def api_root(self) -> str:
