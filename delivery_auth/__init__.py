@@ -11,9 +11,11 @@ Example::
 
 from __future__ import annotations
 
+from ._decorate import UnsignableBodyError
 from .auth import DeliveryAuth
 from .cache import FileTokenCache, MemoryTokenCache, RedisTokenCache, TokenCache
 from .client_credentials import ClientCredentialsAuth
+from .dependent import DependentToken, JsonTokenRequest
 from .errors import (
     CredentialsRejectedError,
     DeliveryAuthError,
@@ -25,6 +27,7 @@ from .errors import (
     TokenRevokedError,
 )
 from .flow import FailureDetector, StatusFailureDetector
+from .password_grant import PasswordGrantAuth
 from .policy import BackoffPolicy, RefreshPolicy
 from .providers import (
     BringgAuth,
@@ -34,6 +37,9 @@ from .providers import (
     GraphQLFailureDetector,
     YandexCourierAuth,
 )
+from .providers.lalamove import LalamoveAuth
+from .providers.usps import USPSAuth
+from .signing import HmacSigningAuth, SigningInput
 from .token import Token
 
 __version__ = "0.1.0"
@@ -48,21 +54,29 @@ __all__ = [
     "DeliveryAuth",
     "DeliveryAuthError",
     "DeliveryTrackerAuth",
+    "DependentToken",
     "DisallowedHostError",
     "FailureDetector",
     "FileTokenCache",
     "GraphQLFailureDetector",
+    "HmacSigningAuth",
     "InsecureTransportError",
     "InvalidClientError",
+    "JsonTokenRequest",
+    "LalamoveAuth",
     "MemoryTokenCache",
+    "PasswordGrantAuth",
     "RedisTokenCache",
     "RefreshPolicy",
+    "SigningInput",
     "StatusFailureDetector",
     "Token",
     "TokenCache",
     "TokenEndpointUnavailableError",
     "TokenRequestError",
     "TokenRevokedError",
+    "USPSAuth",
+    "UnsignableBodyError",
     "YandexCourierAuth",
     "__version__",
 ]

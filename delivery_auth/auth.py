@@ -29,6 +29,7 @@ import httpx
 import requests
 from requests.auth import AuthBase
 
+from . import _decorate
 from ._drive import Driver
 from ._peek import aread_httpx_body, read_httpx_body, read_requests_body
 from .engine import Lease, TokenEngine, await_future
@@ -68,6 +69,10 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
 
     requires_request_body = False
     requires_response_body = False
+    #: Computes each request's headers from the request itself (a signature, a second
+    #: token on some requests); ``None``, the default, keeps the fast paths below. Set by
+    #: subclasses that need it (see :mod:`delivery_auth._decorate`).
+    _decorator: _decorate.RequestDecorator | None = None
 
     def __init__(
         self,
@@ -126,6 +131,9 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
     def close(self) -> None:
         """Release the token session and stop background refreshes."""
         self._engine.close()
+        close_decorator = getattr(self._decorator, "close", None)
+        if close_decorator is not None:  # a dependent token's own engine
+            close_decorator()
 
     async def aclose(self) -> None:
         """:meth:`close` without blocking the event loop."""
@@ -177,6 +185,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
     # -- requests ---------------------------------------------------------------------
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self._decorator is not None:
+            return _decorate.prepare_requests(self._decorator, self._hosts, self._driver, r)
         url = r.url or ""
         body: object = r.body  # typed bytes | str | None, but files and generators come too
         # The cached path: the same origin as the last body-less request, whose lease is
@@ -219,6 +229,11 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         raise RuntimeError("DeliveryAuth drives httpx through sync_auth_flow/async_auth_flow")
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
+        if self._decorator is not None:
+            sent = _decorate.prepare_httpx(self._decorator, self._hosts, self._driver, request)
+            if sent.resend((yield request)):
+                yield request
+            return
         origin = self._hosts.origin_for_url(request.url)
         lease = self._engine.current()
         request.headers["Authorization"] = lease.header
@@ -233,6 +248,14 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             yield request
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
+        if self._decorator is not None:
+            decorator = self._decorator
+            sent = await _decorate.prepare_httpx_async(
+                decorator, self._hosts, self._driver, request
+            )
+            if await sent.aresend((yield request)):
+                yield request
+            return
         origin = self._hosts.origin_for_url(request.url)
         lease = await self._engine.acurrent()
         request.headers["Authorization"] = lease.header

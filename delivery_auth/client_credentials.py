@@ -9,6 +9,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 
 from .auth import DeliveryAuth
@@ -48,7 +49,14 @@ class ClientCredentialsAuth(DeliveryAuth):
         scope: a string or a sequence of strings (joined with spaces).
         token_endpoint_auth_method: ``"client_secret_post"`` (in the form) or
             ``"client_secret_basic"`` (HTTP Basic).
-        token_params: extra form fields sent on every token request.
+        token_params: extra fields sent on every token request.
+        token_request_format: ``"form"`` (``application/x-www-form-urlencoded``, RFC
+            6749) or ``"json"`` (the same fields as one JSON object of strings,
+            ``Content-Type: application/json``, as USPS takes them).
+        token_headers: extra headers sent on every token request (UPS's
+            ``x-merchant-id``); not ``Content-Type``/``Content-Length``, nor
+            ``Authorization`` with ``client_secret_basic``. Their values are never
+            shown and count in the cache key (hashed).
         cache: where tokens are kept (default: a private :class:`MemoryTokenCache`).
         refresh_margin, refresh_ratio, max_token_age: see :class:`RefreshPolicy`.
         timeout: seconds for one token request.
@@ -68,6 +76,8 @@ class ClientCredentialsAuth(DeliveryAuth):
         scope: str | Sequence[str] | None = None,
         token_endpoint_auth_method: str = "client_secret_post",
         token_params: Mapping[str, object] | None = None,
+        token_request_format: str = "form",
+        token_headers: Mapping[str, str] | None = None,
         cache: TokenCache | None = None,
         refresh_margin: float = 60.0,
         refresh_ratio: float = 0.5,
@@ -80,6 +90,7 @@ class ClientCredentialsAuth(DeliveryAuth):
         policy = RefreshPolicy(
             refresh_margin=refresh_margin, refresh_ratio=refresh_ratio, max_age=max_token_age
         )
+        grant_type, grant_params, grant_secrets = self._grant()
         fetcher = TokenFetcher(
             token_url,
             client_id,
@@ -89,6 +100,11 @@ class ClientCredentialsAuth(DeliveryAuth):
             token_params=token_params,
             timeout=timeout,
             backoff=backoff,
+            grant_type=grant_type,
+            grant_params=grant_params,
+            grant_secrets=grant_secrets,
+            token_request_format=token_request_format,
+            token_headers=token_headers,
         )
         if cache is not None and not isinstance(cache, TokenCache):
             raise TypeError(
@@ -97,13 +113,35 @@ class ClientCredentialsAuth(DeliveryAuth):
             )
         self._fetcher = fetcher
         self._secret_hash = hashlib.sha256(client_secret.encode()).hexdigest()
+        # What else tells tokens apart: the grant's own fields (secrets hashed) and
+        # the token request's extra headers (hashed: they may hold keys).
+        self._grant_identity = tuple(
+            f"{name}={_digest(value) if name in grant_secrets else value}"
+            for name, value in sorted({**grant_params, **grant_secrets}.items())
+        )
+        if fetcher.token_headers:
+            headers = sorted((name.lower(), value) for name, value in fetcher.token_headers.items())
+            self._grant_identity += (f"headers={_digest(json.dumps(headers))}",)
         engine = self._make_engine(
             fetcher,
             cache=cache if cache is not None else MemoryTokenCache(),
-            key=cache_key(token_url, client_id, client_secret, fetcher.scope, fetcher.params),
+            key=cache_key(
+                token_url,
+                client_id,
+                client_secret,
+                fetcher.scope,
+                fetcher.params,
+                identity=self._grant_identity,
+            ),
             policy=policy,
         )
         super().__init__(engine, allowed_hosts=allowed_hosts, failure_detector=failure_detector)
+
+    def _grant(self) -> tuple[str, dict[str, str], dict[str, str]]:
+        """The grant the token requests ask for: its type, its fields, and those of its
+        fields that are secrets (never shown, hashed in the cache key). A subclass for
+        another grant returns its own (:class:`~delivery_auth.PasswordGrantAuth`)."""
+        return "client_credentials", {}, {}
 
     def _make_engine(
         self, fetcher: TokenFetcher, *, cache: TokenCache, key: str, policy: RefreshPolicy
@@ -146,7 +184,13 @@ class ClientCredentialsAuth(DeliveryAuth):
             fetcher.scope,
             tuple(sorted(fetcher.params.items())),
             fetcher.auth_method,
+            fetcher.request_format,
+            self._grant_identity,
         )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(token_url={self.token_url!r}, client_id={self.client_id!r})"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()

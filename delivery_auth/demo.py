@@ -318,8 +318,12 @@ class _Provider:
             before = {name: getattr(self.emu, name) for name in check.settings}
             for name, value in check.settings.items():
                 setattr(self.emu, name, value)
+            calls = self.calls
+            if check.path is not None:
+                calls = _Calls(self.emu, self.page, self.calls.client)
+                calls.url = self.emu.url(self.page.name, check.path)
             try:
-                outcome, problems = self.calls.one(auth), list[str]()
+                outcome, problems = calls.one(auth), list[str]()
             finally:
                 for name, value in before.items():
                     setattr(self.emu, name, value)

@@ -25,6 +25,8 @@ from urllib.parse import quote_plus
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.auth import encode_client_secret_post
+from authlib.oauth2.client import DEFAULT_HEADERS
 
 from .deadline import DeadlineAdapter
 from .errors import (
@@ -36,6 +38,7 @@ from .errors import (
 from .hosts import check_endpoint_url
 from .policy import BackoffPolicy
 from .token import Token
+from .token_request import check_request_format, check_token_headers, json_body, secret_forms
 from .token_response import TransientResponse, judge_token_response
 
 __all__ = ["AUTH_METHODS", "TokenFetcher"]
@@ -114,6 +117,12 @@ class TokenFetcher:
     time. ``params`` are sent on every token request, refreshes included. ``timeout``
     bounds each whole attempt (connecting, sending, headers and body), however slowly
     the server answers.
+
+    ``grant_type`` with ``grant_params`` and ``grant_secrets`` is the grant :meth:`fetch`
+    asks for by default (``"password"`` with the username, and the password as a
+    secret: never shown, even when the server echoes it). ``token_request_format``
+    ``"json"`` sends the fields as a JSON object; ``token_headers`` go on every token
+    request.
     """
 
     def __init__(
@@ -127,9 +136,16 @@ class TokenFetcher:
         token_params: Mapping[str, object] | None = None,
         timeout: float = 10.0,
         backoff: BackoffPolicy | None = None,
+        grant_type: str = "client_credentials",
+        grant_params: Mapping[str, str] | None = None,
+        grant_secrets: Mapping[str, str] | None = None,
+        token_request_format: str = "form",
+        token_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.token_url = check_endpoint_url(token_url, "token_url")
-        for name, value in (("client_id", client_id), ("client_secret", client_secret)):
+        grant_fields = {**(grant_params or {}), **(grant_secrets or {})}
+        credentials = [("client_id", client_id), ("client_secret", client_secret)]
+        for name, value in (*credentials, *grant_fields.items()):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} must be a non-empty string")
             if not _encodable(value):  # checked outside an except: no error carries the value
@@ -147,13 +163,29 @@ class TokenFetcher:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.client_id = client_id
         self._client_secret = client_secret
-        # As given, and as client_secret_basic sends it (a server may echo either).
-        self._secret_forms = (client_secret, quote_plus(client_secret))
+        # As given, as client_secret_basic sends it and as JSON escapes it (a server may
+        # echo any); the grant's secrets (a password) likewise.
+        self._secret_forms = tuple(
+            form
+            for secret in (client_secret, *(grant_secrets or {}).values())
+            for form in secret_forms(secret)
+        )
+        self.grant_type = grant_type
+        self._grant = grant_fields
+        self.request_format = check_request_format(token_request_format)
+        self.token_headers = check_token_headers(
+            token_headers, basic=token_endpoint_auth_method == "client_secret_basic"
+        )
+        self._headers = {**DEFAULT_HEADERS, **self.token_headers}
         self.scope = _normalise_scope(scope)
         self.auth_method = token_endpoint_auth_method
         self.params: dict[str, str] = {}
         for name, raw in (token_params or {}).items():
-            if not isinstance(name, str) or name in ("grant_type", "client_id", "client_secret"):
+            if not isinstance(name, str) or name in (
+                "grant_type",
+                *dict(credentials),
+                *grant_fields,
+            ):
                 raise ValueError(f"token_params may not set {name!r}")
             self.params[name] = str(raw)
         self.timeout = float(timeout)
@@ -176,18 +208,28 @@ class TokenFetcher:
             session.mount(prefix, DeadlineAdapter())
         # Authlib's extension point: our RFC 6749 encoding replaces its client_secret_basic.
         session.register_client_auth_method(("client_secret_basic", _client_secret_basic))
+        if self.request_format == "json":  # the same fields, client auth included, as JSON
+            for name, encode in (
+                ("client_secret_basic", _client_secret_basic),
+                ("client_secret_post", encode_client_secret_post),
+            ):
+                session.register_client_auth_method((name, json_body(encode)))
         return session
 
     # -- public -------------------------------------------------------------------------
 
     def fetch(self, **grant: str) -> Token:
-        """Request a token (client credentials unless ``grant`` names another grant).
+        """Request a token: the fetcher's grant (``grant_type``, client credentials by
+        default), or the grant ``grant`` names with its fields (``grant_type=
+        "refresh_token", refresh_token=...``).
 
         Retries connection errors, timeouts, 429 and 5xx with exponential back-off and
         jitter, ``backoff.attempts`` attempts in all. Raises :class:`TokenRequestError`
         or one of its subclasses.
         """
-        grant_type = grant.pop("grant_type", "client_credentials")
+        if "grant_type" not in grant:
+            grant = {"grant_type": self.grant_type, **self._grant, **grant}
+        grant_type = grant.pop("grant_type")
         form: dict[str, str] = dict(self.params)
         if self.scope and "scope" not in form:
             form["scope"] = self.scope
@@ -235,6 +277,7 @@ class TokenFetcher:
             response = self._session.fetch_token(
                 self.token_url,
                 grant_type=grant_type,
+                headers=self._headers,
                 timeout=self.timeout,
                 allow_redirects=False,
                 **form,
@@ -260,6 +303,7 @@ class TokenFetcher:
                 response.content,
                 token_url=self.token_url,
                 secrets=self._secret_forms,
+                grant_type=grant_type,
             )
         except TransientResponse as failure:
             return self._overloaded(failure)

@@ -18,12 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MAX_LIFETIME", "Token", "TokenParseError"]
+__all__ = ["MAX_LIFETIME", "MILLISECONDS_FROM", "Token", "TokenParseError", "epoch_seconds"]
 
 #: token_type values that mean a bearer token (DHL's docs call theirs "BearerToken").
 _BEARER_SPELLINGS = frozenset({"bearer", "bearertoken"})
 #: Longer advertised lifetimes are capped: a year is plenty and keeps arithmetic sane.
 MAX_LIFETIME = 366 * 24 * 3600.0
+#: An epoch time above this is in milliseconds: 1e11 s is the year 5138, 1e11 ms is
+#: March 1973, so no plausible time is ambiguous (UPS and USPS send ms).
+MILLISECONDS_FROM = 1e11
 
 
 class TokenParseError(ValueError):
@@ -50,6 +53,26 @@ def _lifetime(value: object) -> float:
             "a token that is already expired cannot be used"
         )
     return min(seconds, MAX_LIFETIME)
+
+
+def epoch_seconds(value: object) -> float | None:
+    """A server's epoch time (an int, float or numeric string, in seconds or in
+    milliseconds: see :data:`MILLISECONDS_FROM`) as seconds, or ``None`` when it is none.
+
+    Example::
+
+        epoch_seconds("1718000000123")   # 1718000000.123
+        epoch_seconds(1718000000)        # 1718000000.0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        seconds = float(value)
+    except (ValueError, OverflowError):
+        return None
+    if not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return seconds / 1000 if seconds > MILLISECONDS_FROM else seconds
 
 
 def jwt_expiry(access_token: str) -> float | None:
@@ -164,6 +187,18 @@ class Token:
     def expires_at(self) -> float | None:
         """Monotonic time at which the token expires (``None``: unknown)."""
         return None if self.lifetime is None else self.obtained_at + self.lifetime
+
+    @property
+    def server_issued_at(self) -> float | None:
+        """When the server says it issued the token (its ``issued_at``, in seconds or
+        milliseconds, number or string; see :func:`epoch_seconds`), as epoch seconds on
+        the server's clock, or ``None``.
+
+        Informational: expiry is measured from when the token arrived (``obtained_at``
+        plus ``expires_in``), on this machine's monotonic clock, so a server clock that
+        differs from ours never makes a token look older or younger than it is.
+        """
+        return epoch_seconds(self.extra.get("issued_at"))
 
     @property
     def fingerprint(self) -> str:

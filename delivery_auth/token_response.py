@@ -34,6 +34,9 @@ __all__ = ["TransientResponse", "judge_token_response", "parse_retry_after"]
 
 #: OAuth error codes that mean "these credentials are not accepted".
 _CREDENTIAL_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
+#: What a grant's rejected credentials are, for the advice (RFC 6749 5.2: with the
+#: password grant, ``invalid_grant`` is a wrong username or password).
+_GRANT_CREDENTIALS = {"password": ("username and password", "invalid_grant")}
 #: Server text longer than this is cut (with an ellipsis) before it reaches a message.
 _MAX_TEXT = 200
 
@@ -161,13 +164,16 @@ def judge_token_response(
     *,
     token_url: str,
     secrets: Collection[str] = (),
+    grant_type: str = "client_credentials",
 ) -> Token:
     """The token in a token endpoint's answer, or the error that answer means.
 
     Raises :class:`TransientResponse` for 429 and 5xx (worth another attempt), and
     :class:`InvalidClientError` or :class:`TokenRequestError` for everything else that
     is not a bearer token. ``secrets`` never appear in a message or attribute, even when
-    the server echoes them; ``token_url`` names the endpoint in messages.
+    the server echoes them; ``token_url`` names the endpoint in messages. With
+    ``grant_type="password"``, ``invalid_grant`` (a wrong username or password) is an
+    :class:`InvalidClientError` too.
     """
     payload = _decode(body, _header(headers, "Content-Type"))
     fields: Mapping[str, Any] = payload if isinstance(payload, Mapping) else {}
@@ -178,7 +184,7 @@ def judge_token_response(
     if 300 <= status < 400:
         raise _redirected(status, _header(headers, "Location"), token_url)
     if status >= 400:
-        raise _refused(status, fields.get("error"), said, token_url)
+        raise _refused(status, fields.get("error"), said, token_url, grant_type)
     if not 200 <= status < 300:  # 1xx or anything else odd: never a token
         raise TokenRequestError(
             f"The token endpoint {token_url} answered with the unexpected HTTP "
@@ -201,19 +207,22 @@ def _redirected(status: int, location: str | None, token_url: str) -> TokenReque
 
 
 def _refused(
-    status: int, oauth_error: object, said: _Explanation, token_url: str
+    status: int, oauth_error: object, said: _Explanation, token_url: str, grant_type: str
 ) -> TokenRequestError:
     # A 400 without an OAuth error code (e.g. DHL's problem details) is how many
     # servers say "bad credentials"; a 400 naming another code is something else.
+    user, user_error = _GRANT_CREDENTIALS.get(grant_type, ("", ""))
     rejected = (
         status == 401
         or (isinstance(oauth_error, str) and oauth_error in _CREDENTIAL_ERRORS)
         or (status == 400 and not isinstance(oauth_error, str))
+        or (bool(user_error) and oauth_error == user_error)
     )
     if rejected:
+        check = f"client_id, client_secret, {user}" if user else "client_id and client_secret"
         return InvalidClientError(
-            f"The token endpoint {token_url} rejected the client credentials "
-            f"(HTTP {status}{said.detail}). Check client_id and client_secret, and that "
+            f"The token endpoint {token_url} rejected the {'' if user else 'client '}credentials "
+            f"(HTTP {status}{said.detail}). Check {check}, and that "
             "the secret was not regenerated.",
             token_url=token_url,
             status_code=status,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -42,16 +42,24 @@ def cache_key(
     client_secret: str,
     scope: str | None = None,
     params: Mapping[str, str] | None = None,
+    *,
+    identity: Sequence[str] = (),
 ) -> str:
     """A key that differs whenever the credentials or request differ; holds no secret.
+
+    ``identity``: more that tells tokens apart (a username and a hash of its password,
+    a digest of the token request's headers); hash secrets before passing them. Empty,
+    it leaves the key as it was before the option existed (shared caches survive an
+    upgrade).
 
     Example::
 
         cache_key("https://auth.example.com/token", "id", "secret", "read")
     """
     secret_hash = hashlib.sha256(client_secret.encode()).hexdigest()
-    material = json.dumps(
-        [token_url, client_id, secret_hash, scope, sorted((params or {}).items())],
-        separators=(",", ":"),
-    )
+    parts: list[object] = [token_url, client_id, secret_hash, scope]
+    parts.append(sorted((params or {}).items()))
+    if identity:
+        parts.append(list(identity))
+    material = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(material.encode()).hexdigest()[:32]

@@ -64,6 +64,8 @@ def _print(spec: ProviderSpec, token: Any, as_json: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     """Fetch one token of ``args.provider`` and print it."""
     spec = get(args.provider)
+    if spec.token.unavailable:
+        raise UsageProblem(spec.token.unavailable)
     token = _renewed(spec, args) if spec.token.renew else _fetched(spec, args)
     _print(spec, token, args.json)
     return 0

@@ -111,7 +111,9 @@ class DemoCheck:
     ``options``: ``None`` calls with the provider's main auth object (right after the
     revocation row); otherwise a new auth object built with these options (after the
     other rows). ``settings`` are set on the emulator for the call only. ``status``:
-    the expected final status, not resent (``None``: the call must be served).
+    the expected final status, not resent (``None``: the call must be served). ``path``:
+    another resource below the page's prefix (same method and body), e.g. one that needs
+    a second token.
     """
 
     what: str
@@ -119,6 +121,7 @@ class DemoCheck:
     options: Mapping[str, Any] | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
     status: int | None = None
+    path: str | None = None
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,8 @@ class TokenCommand:
             means the provider's own. It raises :class:`ConfigurationError` naming
             ``missing`` variables; the command then takes no ``-o`` options.
         needs: said after the missing variables' names when ``renew`` lacks some.
+        unavailable: why the provider has no token to print (its requests are signed):
+            the command says so and exits 2.
     """
 
     help: str = ""
@@ -107,6 +109,7 @@ class TokenCommand:
     refusal: str = ""
     renew: Callable[[str | None, Mapping[str, str] | None], Token] | None = None
     needs: str = ""
+    unavailable: str = ""
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,8 @@ REGISTERED: tuple[str, ...] = (
     "delivery_auth.providers.bringg:SPEC",
     "delivery_auth.providers.dhl:SPEC",
     "delivery_auth.providers.yandex:SPEC",
+    "delivery_auth.providers.usps:SPEC",
+    "delivery_auth.providers.lalamove:SPEC",
 )
 
 _lock = threading.Lock()

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -35,6 +35,7 @@ from werkzeug.wrappers import Request, Response
 from delivery_auth import BackoffPolicy, ClientCredentialsAuth
 from delivery_auth.emulator import CREDENTIALS, Emulator
 from delivery_auth.emulator.app import ConnectionResetFault
+from delivery_auth.emulator.page import page_of
 from delivery_auth.providers.spec import registry
 
 T = TypeVar("T")
@@ -44,6 +45,8 @@ PROVIDERS = tuple(registry())
 CLIENT_CREDENTIALS = tuple(
     spec.name for spec in registry().values() if issubclass(spec.auth_class, ClientCredentialsAuth)
 )
+#: The providers with a token endpoint (the others sign or send their credentials as is).
+TOKEN_PROVIDERS = tuple(name for name in PROVIDERS if page_of(name).token_path is not None)
 CLIENTS = ("requests", "httpx", "httpx-async")
 FAST_BACKOFF = BackoffPolicy(attempts=3, base_delay=0.001, max_delay=0.01)
 #: The longest any single call of the suite may take before it counts as a hang.
@@ -185,7 +188,8 @@ class Rig:
     # -- addresses and auth objects ------------------------------------------------------
 
     def api_url(self, provider: str) -> str:
-        return self.emu.url(provider, API_PATHS[provider])
+        path = API_PATHS.get(provider) or self.emu.state.pages[provider].resource_path
+        return self.emu.url(provider, path)
 
     def redirect_url(self, provider: str, to: str, code: int = 307) -> str:
         return self.emu.url(provider, f"/redirect?code={code}&to={to}")
@@ -223,7 +227,7 @@ class Rig:
     # -- the wrapped handlers ------------------------------------------------------------
 
     def _wrap(self, provider: str, handler: Callable[..., Response]) -> Callable[..., Response]:
-        token_path = urlsplit(self.emu.token_url(provider)).path.removeprefix(f"/{provider}")
+        token_path = page_of(provider).token_path  # None: no token endpoint
 
         def handle(request: Request, state: Any, path: str) -> Response:
             body = request.get_data(cache=True)
@@ -303,6 +307,11 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status == 200 and not self.graphql_codes()
+
+
+def api_path(provider: str) -> str:
+    """Where the suite sends its API calls: :data:`API_PATHS`, else the page's resource."""
+    return API_PATHS.get(provider) or page_of(provider).resource_path
 
 
 def body_for(provider: str) -> bytes:

@@ -18,6 +18,8 @@ import pytest
 from loopback import LoopbackServer
 
 from delivery_auth import DisallowedHostError, InsecureTransportError
+from delivery_auth.emulator.page import page_of
+from delivery_auth.providers.spec import registry
 
 from .conftest import MakeAuth
 from .harness import CLIENTS, JSON, PROVIDERS, Canned, Outcome, Rig, body_for, bounded, send
@@ -32,7 +34,7 @@ SIGNAL = {
 
 
 def rejected(provider: str, outcome: Outcome) -> bool:
-    status, code = SIGNAL[provider]
+    status, code = SIGNAL.get(provider) or (registry()[provider].page().PAGE.rejection.status, None)
     return outcome.status == status and (code is None or code in outcome.graphql_codes())
 
 
@@ -49,9 +51,20 @@ def reject_answer(provider: str) -> Canned:
     return Canned(401, {"message": "Unauthorized"}, {"WWW-Authenticate": "Bearer"})
 
 
+def first_fetch(provider: str) -> int:
+    """Token requests of one first call: none for Yandex (it starts with its token) and
+    for providers without a token endpoint (they sign, or send their key as it is)."""
+    return 0 if provider == "yandex" or page_of(provider).token_path is None else 1
+
+
 def refreshes(provider: str) -> int:
-    """Token requests of one first call plus one refresh (Yandex starts with its token)."""
-    return 1 if provider == "yandex" else 2
+    """Token requests of one first call plus one refresh."""
+    return 1 if provider == "yandex" else 2 * first_fetch(provider)
+
+
+def streams_are_refused(provider: str) -> bool:
+    """Auth that signs the body (``requires_request_body``) refuses a stream up front."""
+    return bool(registry()[provider].auth_class.requires_request_body)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -147,7 +160,7 @@ def test_cross_origin_redirect_carries_no_token_and_is_not_retried(
     outcome = bounded(send, client, auth, url, body_for(provider))
     assert outcome.status == 401  # the other origin's answer, returned as it is
     assert [seen.headers.get("Authorization") for seen in elsewhere.state.api_requests] == [None]
-    assert rig.count(provider, "token") == (0 if provider == "yandex" else 1)
+    assert rig.count(provider, "token") == first_fetch(provider)
     assert rig.count(provider, "redirect") == 1
 
 
@@ -167,7 +180,7 @@ def test_retry_redirected_to_another_origin_carries_no_token(
 
 
 def _lookalikes(provider: str) -> list[str]:
-    return {
+    named = {
         "tracker": [
             "https://tracker.delivery.evil.example/graphql",
             "https://eviltracker.delivery/",
@@ -175,7 +188,12 @@ def _lookalikes(provider: str) -> list[str]:
         "bringg": ["https://admin-api.bringg.com.evil.example/", "https://evilbringg.com/x"],
         "dhl": ["https://api.dhlecs.com.evil.example/", "https://notdhlecs.com/x"],
         "yandex": ["https://courier.yandex.ru.evil.example/", "https://api.example.com/x"],
-    }[provider]
+    }
+    if provider in named:
+        return named[provider]
+    hosts = [h.removeprefix("*.") for h in registry()[provider].default_hosts if "." in h]
+    hosts = [h for h in hosts if not h[0].isdigit()]  # names, not loopback networks
+    return [url for h in hosts for url in (f"https://{h}.evil.example/", f"https://evil{h}/x")]
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -224,6 +242,8 @@ def _generator_body(client: str, data: bytes) -> Any:
 def test_auth_failure_with_a_generator_body_is_returned_not_resent(
     rig: Rig, make_auth: MakeAuth, provider: str, client: str
 ) -> None:
+    if streams_are_refused(provider):
+        pytest.skip("signs the body: a stream is refused before sending (its own tests)")
     auth = make_auth(provider)
     assert bounded(send, client, auth, rig.api_url(provider), body_for(provider)).ok
     rig.emu.revoke_all(provider)
@@ -241,6 +261,8 @@ def test_auth_failure_with_a_generator_body_is_returned_not_resent(
 def test_generator_body_auth_failure_drops_the_rejected_token(
     rig: Rig, make_auth: MakeAuth, provider: str, client: str
 ) -> None:
+    if streams_are_refused(provider):
+        pytest.skip("signs the body: a stream is refused before sending (its own tests)")
     auth = make_auth(provider)
     assert bounded(send, client, auth, rig.api_url(provider), body_for(provider)).ok
     rig.emu.revoke_all(provider)
@@ -290,4 +312,4 @@ def test_huge_json_response_is_passed_through_without_a_retry(
     assert outcome.body == data
     assert outcome.history == []
     assert rig.count(provider, "api") == 1
-    assert rig.count(provider, "token") == (0 if provider == "yandex" else 1)
+    assert rig.count(provider, "token") == first_fetch(provider)

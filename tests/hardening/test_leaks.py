@@ -22,6 +22,7 @@ from delivery_auth.cache.file import FileTokenCache
 from delivery_auth.cache.redis import RedisTokenCache
 from delivery_auth.emulator import CREDENTIALS
 from delivery_auth.emulator._auth import environment
+from delivery_auth.providers.spec import registry
 
 from .conftest import MakeAuth, assert_no_secrets
 from .harness import CLIENT_CREDENTIALS, PROVIDERS, Canned, Rig, call_api
@@ -90,8 +91,10 @@ def test_cli_output_never_shows_a_secret(rig: Rig) -> None:
 
 def test_cli_token_prints_the_token_and_nothing_else_secret(rig: Rig) -> None:
     base = rig.emu.base_url
-    results = _run_all([["token", p, "--emulator", base, "--json"] for p in PROVIDERS])
-    for provider, result in zip(PROVIDERS, results, strict=True):
+    # Providers whose requests are signed have no token to print (the command says so).
+    printing = [p for p in PROVIDERS if not registry()[p].token.unavailable]
+    results = _run_all([["token", p, "--emulator", base, "--json"] for p in printing])
+    for provider, result in zip(printing, results, strict=True):
         assert result.returncode == 0, result
         printed = result.stdout
         known = CREDENTIALS[provider]

@@ -51,8 +51,9 @@ import pytest
 import requests
 
 from delivery_auth import BackoffPolicy
+from delivery_auth.providers.spec import registry
 
-from .harness import API_PATHS, JSON, PROVIDERS, body_for
+from .harness import JSON, TOKEN_PROVIDERS, api_path, body_for
 from .remote import TOKEN_HEADER, VERDICT_HEADER, RemoteEmulator
 
 THREADS = int(os.environ.get("HARDENING_LOAD_THREADS", "64"))
@@ -60,6 +61,9 @@ CALLS = int(os.environ.get("HARDENING_LOAD_CALLS", "40"))
 TTL = 1.0
 #: Mean number of calls between two revocations (the gaps vary from half to 1.5 times it).
 REVOKE_EVERY = 128
+#: The providers whose tokens the emulator issues, ages and revokes (signed requests
+#: carry no token: their own tests cover them).
+LOADED = TOKEN_PROVIDERS
 #: Why the emulator may refuse a token in this test: the test revoked it, or it aged.
 REFUSED = frozenset({"revoked", "expired"})
 #: Bounds on waits that only a hang can exceed (the run itself takes seconds to minutes).
@@ -154,8 +158,8 @@ def _attempts(response: Any) -> tuple[Attempt, ...]:
 def _worker(
     index: int, emu: RemoteEmulator, auths: dict[str, Any], load: Load, start: threading.Barrier
 ) -> None:
-    provider = PROVIDERS[index % len(PROVIDERS)]
-    url = emu.url(provider, API_PATHS[provider])
+    provider = LOADED[index % len(LOADED)]
+    url = emu.url(provider, api_path(provider))
     body = body_for(provider)
     auth = auths[provider]
     use_httpx = index % 2 == 1
@@ -197,6 +201,15 @@ def test_revocation_schedule_is_keyed_on_call_indices() -> None:
     assert 64 * 40 // (REVOKE_EVERY * 3 // 2) <= len(schedule) <= 64 * 40 // (REVOKE_EVERY // 2)
 
 
+def _options(provider: str, backoff: BackoffPolicy) -> dict[str, Any]:
+    """Fast back-off and the hang bound, for the auth classes that take them (signed
+    requests make no token request, so they take neither)."""
+    accepted = registry()[provider].options()
+    options = {"backoff": backoff, "timeout": HANG, "method": "oauth2"}
+    wanted = {"backoff", "timeout"} | ({"method"} if provider == "tracker" else set())
+    return {k: v for k, v in options.items() if k in wanted and k in accepted}
+
+
 @pytest.mark.timeout(1800)
 def test_load_with_short_lived_tokens_and_random_revocations(
     caplog: pytest.LogCaptureFixture,
@@ -207,15 +220,7 @@ def test_load_with_short_lived_tokens_and_random_revocations(
     emu = RemoteEmulator(token_ttl=TTL)
     load = Load(emu, THREADS * CALLS)
     try:
-        auths = {
-            p: emu.auth(
-                p,
-                backoff=backoff,
-                timeout=HANG,
-                **({"method": "oauth2"} if p == "tracker" else {}),
-            )
-            for p in PROVIDERS
-        }
+        auths = {p: emu.auth(p, **_options(p, backoff)) for p in LOADED}
         start = threading.Barrier(THREADS + 1)
         workers = [
             threading.Thread(
@@ -252,7 +257,7 @@ def test_load_with_short_lived_tokens_and_random_revocations(
         f"{c.provider}: {c.fault()}: {c.attempts} {c.summary}" for c in load.calls if c.fault()
     ]
     ageing = 2 + 2 * duration / TTL
-    bound = {p: int(ageing + revocations) + 1 for p in PROVIDERS if p != "yandex"}
+    bound = {p: int(ageing + revocations) + 1 for p in LOADED if p != "yandex"}
     bound["yandex"] = 1 + revocations
     print(
         f"\nload: {THREADS} threads x {CALLS} calls in {duration:.1f} s "
@@ -265,6 +270,6 @@ def test_load_with_short_lived_tokens_and_random_revocations(
     assert len(load.calls) == THREADS * CALLS
     assert revocations == len(load.schedule)
     assert faults == [], "\n".join(faults[:5])
-    for provider in PROVIDERS:
+    for provider in LOADED:
         assert token_requests[provider] <= bound[provider], (provider, token_requests, bound)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
