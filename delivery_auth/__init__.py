@@ -34,12 +34,20 @@ from .providers import (
     GraphQLFailureDetector,
     YandexCourierAuth,
 )
+from .providers.easypost import EasyPostAuth
+from .providers.mydhl import MyDHLExpressAuth
+from .providers.sendcloud import SendcloudAuth
+from .providers.shipengine import ShipEngineAuth
+from .providers.shippo import ShippoAuth
+from .static import ApiKeyAuth, BasicCredentialsAuth
 from .token import Token
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApiKeyAuth",
     "BackoffPolicy",
+    "BasicCredentialsAuth",
     "BringgAuth",
     "ClientCredentialsAuth",
     "ConfigurationError",
@@ -49,14 +57,19 @@ __all__ = [
     "DeliveryAuthError",
     "DeliveryTrackerAuth",
     "DisallowedHostError",
+    "EasyPostAuth",
     "FailureDetector",
     "FileTokenCache",
     "GraphQLFailureDetector",
     "InsecureTransportError",
     "InvalidClientError",
     "MemoryTokenCache",
+    "MyDHLExpressAuth",
     "RedisTokenCache",
     "RefreshPolicy",
+    "SendcloudAuth",
+    "ShipEngineAuth",
+    "ShippoAuth",
     "StatusFailureDetector",
     "Token",
     "TokenCache",
