@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from delivery_auth.emulator import CREDENTIALS, Emulator
+from delivery_auth.providers.spec import get
 
 from .harness import FAST_BACKOFF, Rig
 
@@ -43,8 +44,10 @@ def make_auth(rig: Rig) -> Iterator[MakeAuth]:
     made: list[Any] = []
 
     def make(provider: str, **options: Any) -> Any:
-        options.setdefault("backoff", FAST_BACKOFF)
-        options.setdefault("timeout", 10.0)
+        takes = get(provider).options()  # static credentials make no token request
+        for name, value in (("backoff", FAST_BACKOFF), ("timeout", 10.0)):
+            if name in takes:
+                options.setdefault(name, value)
         if provider == "tracker":
             options.setdefault("method", "oauth2")
         auth = rig.emu.auth(provider, **options)

@@ -52,8 +52,11 @@ import requests
 
 from delivery_auth import BackoffPolicy
 
-from .harness import API_PATHS, JSON, PROVIDERS, body_for
+from .harness import API_PATHS, JSON, RENEWABLE, body_for
 from .remote import TOKEN_HEADER, VERDICT_HEADER, RemoteEmulator
+
+#: Revoking a static credential ends it for good: the load runs over renewable ones.
+PROVIDERS = RENEWABLE
 
 THREADS = int(os.environ.get("HARDENING_LOAD_THREADS", "64"))
 CALLS = int(os.environ.get("HARDENING_LOAD_CALLS", "40"))
