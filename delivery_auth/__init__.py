@@ -37,15 +37,23 @@ from .providers import (
     GraphQLFailureDetector,
     YandexCourierAuth,
 )
+from .providers.easypost import EasyPostAuth
 from .providers.lalamove import LalamoveAuth
+from .providers.mydhl import MyDHLExpressAuth
+from .providers.sendcloud import SendcloudAuth
+from .providers.shipengine import ShipEngineAuth
+from .providers.shippo import ShippoAuth
 from .providers.usps import USPSAuth
 from .signing import HmacSigningAuth, SigningInput
+from .static import ApiKeyAuth, BasicCredentialsAuth
 from .token import Token
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApiKeyAuth",
     "BackoffPolicy",
+    "BasicCredentialsAuth",
     "BringgAuth",
     "ClientCredentialsAuth",
     "ConfigurationError",
@@ -56,6 +64,7 @@ __all__ = [
     "DeliveryTrackerAuth",
     "DependentToken",
     "DisallowedHostError",
+    "EasyPostAuth",
     "FailureDetector",
     "FileTokenCache",
     "GraphQLFailureDetector",
@@ -65,9 +74,13 @@ __all__ = [
     "JsonTokenRequest",
     "LalamoveAuth",
     "MemoryTokenCache",
+    "MyDHLExpressAuth",
     "PasswordGrantAuth",
     "RedisTokenCache",
     "RefreshPolicy",
+    "SendcloudAuth",
+    "ShipEngineAuth",
+    "ShippoAuth",
     "SigningInput",
     "StatusFailureDetector",
     "Token",

@@ -20,10 +20,11 @@ import concurrent.futures
 import functools
 import logging
 import threading
-from collections.abc import AsyncGenerator, Generator, Sequence
+from collections.abc import AsyncGenerator, Generator, Mapping, MutableMapping, Sequence
 from time import monotonic
 from types import TracebackType
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import requests
@@ -34,7 +35,8 @@ from ._drive import Driver
 from ._peek import aread_httpx_body, read_httpx_body, read_requests_body
 from .engine import Lease, TokenEngine, await_future
 from .flow import Attempt, FailureDetector, Flow, Plan, StatusFailureDetector, Step, judge_response
-from .hosts import HostPolicy
+from .headers import check_default_headers, check_header_name
+from .hosts import HostPolicy, origin_of
 from .replay import (
     ResentResponse,
     Rewind,
@@ -65,6 +67,10 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
     Subclasses build the engine (see :class:`ClientCredentialsAuth` and the providers).
     Use as ``auth=`` with requests, ``httpx.Client``/``AsyncClient`` (asyncio or trio)
     and httpx2 clients; one object may serve many threads, clients and event loops.
+
+    ``header``: the request header the credential goes in (``Authorization``; an API
+    such as ShipEngine's wants ``API-Key``). ``default_headers``: headers every request
+    this object authorises gets unless it sets them itself (MyDHL's ``x-version``).
     """
 
     requires_request_body = False
@@ -80,11 +86,15 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         *,
         allowed_hosts: Sequence[str] | str | None = None,
         failure_detector: FailureDetector | None = None,
+        header: str = "Authorization",
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         self._engine = engine
         self._hosts = HostPolicy(allowed_hosts)
+        self._header = check_header_name(header, "header")
+        self._default_headers = check_default_headers(default_headers)
         detector = failure_detector or StatusFailureDetector()
-        self._driver = Driver(engine, Flow(detector, self._cannot_refresh))
+        self._driver = Driver(engine, Flow(detector, self._cannot_refresh, self._header))
         # ("scheme://netloc/", lease, hook) of the last body-less requests call: __call__
         self._requests_fast: tuple[str, Lease, _RequestsRetry] | None = None
 
@@ -106,6 +116,16 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
     def allowed_hosts(self) -> tuple[str, ...] | None:
         """The host patterns credentials may be sent to (``None``: any https host)."""
         return self._hosts.patterns
+
+    @property
+    def header(self) -> str:
+        """The request header the credential goes in (``Authorization`` by default)."""
+        return self._header
+
+    @property
+    def default_headers(self) -> dict[str, str]:
+        """Headers added to every authorised request that does not set them itself."""
+        return dict(self._default_headers)
 
     @property
     def token_requests(self) -> int:
@@ -202,7 +222,9 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
                 and url.startswith(prefix_slash)
                 and monotonic() < lease.refresh_at
             ):
-                r.headers["Authorization"] = lease.header
+                r.headers[self._header] = lease.header
+                if self._default_headers:
+                    _add_missing(r.headers, self._default_headers)
                 try:
                     r.hooks["response"].append(hook)
                 except KeyError:  # a hand-built PreparedRequest without the list
@@ -210,7 +232,9 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
                 return r
         prefix, origin = self._hosts.admit(url)
         lease = self._engine.current()
-        r.headers["Authorization"] = lease.header
+        r.headers[self._header] = lease.header
+        if self._default_headers:
+            _add_missing(r.headers, self._default_headers)
         if body is None or isinstance(body, (bytes, str)):
             # Nothing to rewind: the hook is stateless, so one serves every request that
             # carries this lease to this origin.
@@ -236,7 +260,9 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             return
         origin = self._hosts.origin_for_url(request.url)
         lease = self._engine.current()
-        request.headers["Authorization"] = lease.header
+        request.headers[self._header] = lease.header
+        if self._default_headers:
+            _add_missing(request.headers, self._default_headers)
         rewind = httpx_rewind(request)
         response = yield request
         plan = _httpx_plan(self._driver.flow, Attempt(origin, lease), response)
@@ -244,7 +270,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             return
         fresh = self._driver.run(plan, functools.partial(read_httpx_body, response), rewind)
         if fresh is not None:
-            _httpx_prepare_resend(request, response, fresh)
+            _httpx_prepare_resend(request, response, fresh, self._header)
             yield request
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
@@ -258,7 +284,9 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             return
         origin = self._hosts.origin_for_url(request.url)
         lease = await self._engine.acurrent()
-        request.headers["Authorization"] = lease.header
+        request.headers[self._header] = lease.header
+        if self._default_headers:
+            _add_missing(request.headers, self._default_headers)
         rewind = await ahttpx_rewind(request)
         response = yield request
         plan = _httpx_plan(self._driver.flow, Attempt(origin, lease), response)
@@ -266,7 +294,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             return
         fresh = await self._driver.arun(plan, functools.partial(aread_httpx_body, response), rewind)
         if fresh is not None:
-            _httpx_prepare_resend(request, response, fresh)
+            _httpx_prepare_resend(request, response, fresh, self._header)
             yield request
 
 
@@ -280,14 +308,22 @@ def _httpx_plan(flow: Flow, attempt: Attempt, response: Any) -> Plan | None:
         status_code,
         content_type,
         str(sent.url),
-        sent.headers.get("authorization"),
+        sent.headers.get(flow.header),
     )
     return None if step is Step.DONE else flow.plan(attempt, step, status_code, content_type)
 
 
-def _httpx_prepare_resend(request: Any, rejected: Any, fresh: Lease) -> None:
-    request.headers["Authorization"] = fresh.header
+def _httpx_prepare_resend(request: Any, rejected: Any, fresh: Lease, header: str) -> None:
+    request.headers[header] = fresh.header
     httpx_carry_cookies(request, rejected)
+
+
+def _add_missing(headers: MutableMapping[str, str], defaults: tuple[tuple[str, str], ...]) -> None:
+    """Set each default header the request does not set itself (names compare
+    case-insensitively in both clients' header maps)."""
+    for name, value in defaults:
+        if name not in headers:
+            headers[name] = value
 
 
 class _RequestsRetry:
@@ -310,6 +346,11 @@ class _RequestsRetry:
     def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
         driver = self.driver
         flow = driver.flow
+        header = flow.header
+        if header != "Authorization" and r.is_redirect:
+            # requests drops only Authorization on a redirect to another origin: drop
+            # a credential sent in another header before it copies the request.
+            _drop_across_origins(r, header, self.attempt.origin)
         content_type = r.headers.get("Content-Type", "")
         step = judge_response(
             self.attempt,
@@ -317,7 +358,7 @@ class _RequestsRetry:
             r.status_code,
             content_type,
             r.request.url or "",
-            r.request.headers.get("Authorization"),
+            r.request.headers.get(header),
         )
         if step is Step.DONE:
             return r
@@ -335,12 +376,24 @@ class _RequestsRetry:
         r.close()
         prep = r.request.copy()
         requests_carry_cookies(prep, r)
-        prep.headers["Authorization"] = fresh.header
+        prep.headers[header] = fresh.header
         # requests follows a redirect of the resent request by copying the request it
         # first sent: give that one the fresh token too, or the redirect would carry the
         # dead token (and this hook, judging it, would resend a second time).
-        r.request.headers["Authorization"] = fresh.header
+        r.request.headers[header] = fresh.header
         connection = r.connection
         retried = ResentResponse.after(connection.send(prep, **kwargs), r)
         retried.request = prep
         return retried
+
+
+def _drop_across_origins(r: requests.Response, header: str, origin: str) -> None:
+    """Remove ``header`` from the request requests will copy to follow redirect ``r``
+    when the redirect leaves ``origin``."""
+    target = urljoin(r.url or "", r.headers.get("location", ""))
+    try:
+        same = origin_of(target) == origin
+    except ValueError:
+        same = False
+    if not same:
+        r.request.headers.pop(header, None)

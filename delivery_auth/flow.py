@@ -174,16 +174,23 @@ Plan = Generator[Instruction, Any, Lease | None]
 
 
 class Flow:
-    """The flow of one auth object: its failure detector, and how it reports a rejected
+    """The flow of one auth object: its failure detector, how it reports a rejected
     token that it cannot replace (``cannot_refresh(status_code)``: providers word that
-    warning themselves).
+    warning themselves), and the request header its credential goes in (whose sent
+    value :func:`judge_response` compares with the attempt's).
     """
 
-    __slots__ = ("cannot_refresh", "detector")
+    __slots__ = ("cannot_refresh", "detector", "header")
 
-    def __init__(self, detector: FailureDetector, cannot_refresh: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        detector: FailureDetector,
+        cannot_refresh: Callable[[int], None],
+        header: str = "Authorization",
+    ) -> None:
         self.detector = detector
         self.cannot_refresh = cannot_refresh
+        self.header = header
 
     def plan(self, attempt: Attempt, step: Step, status_code: int, content_type: str) -> Plan:
         """What follows :func:`judge_response`'s ``step`` (``READ_BODY`` or ``RETRY``) for a
@@ -240,8 +247,9 @@ def judge_response(
     """Decide from the status line and headers alone.
 
     A response is ours to judge only when it came from the origin the request was
-    authorised for and its request carried our token: after a redirect to another
-    origin the token was not sent, so a 401 there is not about our token.
+    authorised for and its request carried our token (``sent_header``: the value of the
+    flow's credential header on the request that got this response): after a redirect
+    to another origin the token was not sent, so a 401 there is not about our token.
     """
     if sent_header != attempt.lease.header:
         return Step.DONE

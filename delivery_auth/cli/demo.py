@@ -66,9 +66,11 @@ def _print_banner(emu: Any, args: argparse.Namespace) -> None:
     width = max(len(spec.title) for spec in specs)
     for spec in specs:
         urls = endpoints_at(emu.base_url, spec.name)
-        token = urls.get("token_url")  # absent: credentials without a token endpoint
-        first = f"token {token}\n  {'':<{width}}  " if token else ""
-        print(f"  {spec.title:<{width}}  {first}api   {urls['resource_url']}")
+        token = urls.get("token_url")  # static credentials have no token endpoint
+        lines = [("token", token)] if token else []
+        lines.append(("api  ", urls["resource_url"]))
+        for index, (what, url) in enumerate(lines):
+            print(f"  {spec.title if index == 0 else '':<{width}}  {what} {url}")
     print("\nIts public test credentials (accepted only by the emulator), for your shell:")
     for spec in specs:
         pairs = environment(spec.name).items()

@@ -209,6 +209,11 @@ REGISTERED: tuple[str, ...] = (
     "delivery_auth.providers.yandex:SPEC",
     "delivery_auth.providers.usps:SPEC",
     "delivery_auth.providers.lalamove:SPEC",
+    "delivery_auth.providers.shipengine:SPEC",
+    "delivery_auth.providers.shippo:SPEC",
+    "delivery_auth.providers.easypost:SPEC",
+    "delivery_auth.providers.mydhl:SPEC",
+    "delivery_auth.providers.sendcloud:SPEC",
 )
 
 _lock = threading.Lock()

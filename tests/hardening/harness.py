@@ -35,18 +35,23 @@ from werkzeug.wrappers import Request, Response
 from delivery_auth import BackoffPolicy, ClientCredentialsAuth
 from delivery_auth.emulator import CREDENTIALS, Emulator
 from delivery_auth.emulator.app import ConnectionResetFault
-from delivery_auth.emulator.page import page_of
+from delivery_auth.emulator.page import pages
 from delivery_auth.providers.spec import registry
 
 T = TypeVar("T")
 
 PROVIDERS = tuple(registry())
+PAGES = pages()
+#: The providers with a token endpoint (static credentials have none).
+TOKEN_ENDPOINTS = tuple(p for p in PROVIDERS if PAGES[p].token_path is not None)
+#: The providers whose rejected credential is replaced (not static keys or passwords).
+RENEWABLE = tuple(p for p in PROVIDERS if PAGES[p].demo.renewable)
 #: The providers with a client-credentials token endpoint (Yandex only renews).
 CLIENT_CREDENTIALS = tuple(
-    spec.name for spec in registry().values() if issubclass(spec.auth_class, ClientCredentialsAuth)
+    spec.name
+    for spec in registry().values()
+    if issubclass(spec.auth_class, ClientCredentialsAuth) and spec.name in TOKEN_ENDPOINTS
 )
-#: The providers with a token endpoint (the others sign or send their credentials as is).
-TOKEN_PROVIDERS = tuple(name for name in PROVIDERS if page_of(name).token_path is not None)
 CLIENTS = ("requests", "httpx", "httpx-async")
 FAST_BACKOFF = BackoffPolicy(attempts=3, base_delay=0.001, max_delay=0.01)
 #: The longest any single call of the suite may take before it counts as a hang.
@@ -55,13 +60,22 @@ HANG = 20.0
 #: (~30 ms), which would dominate a suite of short calls. Verification stays on.
 TLS = ssl.create_default_context()
 
-#: Where each provider's protected resource is (POST with a JSON body everywhere).
+#: Where each provider's protected resource is (POST with a JSON body everywhere);
+#: by default its page's resource.
 API_PATHS = {
+    **{p: PAGES[p].resource_path for p in PROVIDERS},
     "tracker": "/graphql",
     "bringg": "/services/v2/orders",
     "dhl": "/shipping/v4/label",
     "yandex": "/api/v1/companies/42/orders",
 }
+
+
+def first_tokens(provider: str) -> int:
+    """Token requests of a first call: none for credentials the user already holds."""
+    return 0 if PAGES[provider].demo.token_option is not None else 1
+
+
 QUERY = {"query": "query AuthTest { carriers(first: 1) { edges { node { id } } } }"}
 JSON = {"Content-Type": "application/json"}
 
@@ -188,8 +202,7 @@ class Rig:
     # -- addresses and auth objects ------------------------------------------------------
 
     def api_url(self, provider: str) -> str:
-        path = API_PATHS.get(provider) or self.emu.state.pages[provider].resource_path
-        return self.emu.url(provider, path)
+        return self.emu.url(provider, API_PATHS[provider])
 
     def redirect_url(self, provider: str, to: str, code: int = 307) -> str:
         return self.emu.url(provider, f"/redirect?code={code}&to={to}")
@@ -227,7 +240,7 @@ class Rig:
     # -- the wrapped handlers ------------------------------------------------------------
 
     def _wrap(self, provider: str, handler: Callable[..., Response]) -> Callable[..., Response]:
-        token_path = page_of(provider).token_path  # None: no token endpoint
+        token_path = PAGES[provider].token_path  # None: every request is an API request
 
         def handle(request: Request, state: Any, path: str) -> Response:
             body = request.get_data(cache=True)
@@ -307,11 +320,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status == 200 and not self.graphql_codes()
-
-
-def api_path(provider: str) -> str:
-    """Where the suite sends its API calls: :data:`API_PATHS`, else the page's resource."""
-    return API_PATHS.get(provider) or page_of(provider).resource_path
 
 
 def body_for(provider: str) -> bytes:

@@ -53,17 +53,18 @@ import requests
 from delivery_auth import BackoffPolicy
 from delivery_auth.providers.spec import registry
 
-from .harness import JSON, TOKEN_PROVIDERS, api_path, body_for
+from .harness import API_PATHS, JSON, RENEWABLE, TOKEN_ENDPOINTS, body_for
 from .remote import TOKEN_HEADER, VERDICT_HEADER, RemoteEmulator
+
+#: Revoking a static credential ends it for good, and the emulator holds no signature to
+#: revoke: the load runs over the renewable providers whose tokens it issues.
+PROVIDERS = tuple(p for p in RENEWABLE if p in TOKEN_ENDPOINTS)
 
 THREADS = int(os.environ.get("HARDENING_LOAD_THREADS", "64"))
 CALLS = int(os.environ.get("HARDENING_LOAD_CALLS", "40"))
 TTL = 1.0
 #: Mean number of calls between two revocations (the gaps vary from half to 1.5 times it).
 REVOKE_EVERY = 128
-#: The providers whose tokens the emulator issues, ages and revokes (signed requests
-#: carry no token: their own tests cover them).
-LOADED = TOKEN_PROVIDERS
 #: Why the emulator may refuse a token in this test: the test revoked it, or it aged.
 REFUSED = frozenset({"revoked", "expired"})
 #: Bounds on waits that only a hang can exceed (the run itself takes seconds to minutes).
@@ -158,8 +159,8 @@ def _attempts(response: Any) -> tuple[Attempt, ...]:
 def _worker(
     index: int, emu: RemoteEmulator, auths: dict[str, Any], load: Load, start: threading.Barrier
 ) -> None:
-    provider = LOADED[index % len(LOADED)]
-    url = emu.url(provider, api_path(provider))
+    provider = PROVIDERS[index % len(PROVIDERS)]
+    url = emu.url(provider, API_PATHS[provider])
     body = body_for(provider)
     auth = auths[provider]
     use_httpx = index % 2 == 1
@@ -202,8 +203,7 @@ def test_revocation_schedule_is_keyed_on_call_indices() -> None:
 
 
 def _options(provider: str, backoff: BackoffPolicy) -> dict[str, Any]:
-    """Fast back-off and the hang bound, for the auth classes that take them (signed
-    requests make no token request, so they take neither)."""
+    """Fast back-off and the hang bound, for the auth classes that take them."""
     accepted = registry()[provider].options()
     options = {"backoff": backoff, "timeout": HANG, "method": "oauth2"}
     wanted = {"backoff", "timeout"} | ({"method"} if provider == "tracker" else set())
@@ -220,7 +220,7 @@ def test_load_with_short_lived_tokens_and_random_revocations(
     emu = RemoteEmulator(token_ttl=TTL)
     load = Load(emu, THREADS * CALLS)
     try:
-        auths = {p: emu.auth(p, **_options(p, backoff)) for p in LOADED}
+        auths = {p: emu.auth(p, **_options(p, backoff)) for p in PROVIDERS}
         start = threading.Barrier(THREADS + 1)
         workers = [
             threading.Thread(
@@ -257,7 +257,7 @@ def test_load_with_short_lived_tokens_and_random_revocations(
         f"{c.provider}: {c.fault()}: {c.attempts} {c.summary}" for c in load.calls if c.fault()
     ]
     ageing = 2 + 2 * duration / TTL
-    bound = {p: int(ageing + revocations) + 1 for p in LOADED if p != "yandex"}
+    bound = {p: int(ageing + revocations) + 1 for p in PROVIDERS if p != "yandex"}
     bound["yandex"] = 1 + revocations
     print(
         f"\nload: {THREADS} threads x {CALLS} calls in {duration:.1f} s "
@@ -270,6 +270,6 @@ def test_load_with_short_lived_tokens_and_random_revocations(
     assert len(load.calls) == THREADS * CALLS
     assert revocations == len(load.schedule)
     assert faults == [], "\n".join(faults[:5])
-    for provider in LOADED:
+    for provider in PROVIDERS:
         assert token_requests[provider] <= bound[provider], (provider, token_requests, bound)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
