@@ -35,6 +35,7 @@ from .providers import (
     GraphQLFailureDetector,
     YandexCourierAuth,
 )
+from .providers.ups import UPSAuth
 from .providers.usps import USPSAuth
 from .token import Token
 
@@ -66,6 +67,7 @@ __all__ = [
     "TokenEndpointUnavailableError",
     "TokenRequestError",
     "TokenRevokedError",
+    "UPSAuth",
     "USPSAuth",
     "YandexCourierAuth",
     "__version__",

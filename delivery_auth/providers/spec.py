@@ -205,6 +205,7 @@ REGISTERED: tuple[str, ...] = (
     "delivery_auth.providers.dhl:SPEC",
     "delivery_auth.providers.yandex:SPEC",
     "delivery_auth.providers.usps:SPEC",
+    "delivery_auth.providers.ups:SPEC",
 )
 
 _lock = threading.Lock()
