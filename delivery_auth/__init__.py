@@ -35,6 +35,7 @@ from .providers import (
     GraphQLFailureDetector,
     YandexCourierAuth,
 )
+from .providers.dhl_parcel_de import DHLParcelDEAuth
 from .providers.ups import UPSAuth
 from .providers.usps import USPSAuth
 from .token import Token
@@ -47,6 +48,7 @@ __all__ = [
     "ClientCredentialsAuth",
     "ConfigurationError",
     "CredentialsRejectedError",
+    "DHLParcelDEAuth",
     "DHLeCommerceAuth",
     "DeliveryAuth",
     "DeliveryAuthError",

@@ -206,6 +206,7 @@ REGISTERED: tuple[str, ...] = (
     "delivery_auth.providers.yandex:SPEC",
     "delivery_auth.providers.usps:SPEC",
     "delivery_auth.providers.ups:SPEC",
+    "delivery_auth.providers.dhl_parcel_de:SPEC",
 )
 
 _lock = threading.Lock()

@@ -158,7 +158,8 @@ class Rig:
                 queue.clear()
             self.seen.clear()
         for known in CREDENTIALS.values():
-            for value in (known.client_secret, known.token, known.refresh_token):
+            secret_extras = [v for k, v in known.extra.items() if "password" in k or "secret" in k]
+            for value in (known.client_secret, known.token, known.refresh_token, *secret_extras):
                 if value:
                     self.secrets.add(value)
 
