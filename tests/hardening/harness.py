@@ -59,6 +59,13 @@ API_PATHS = {
     "dhl": "/shipping/v4/label",
     "yandex": "/api/v1/companies/42/orders",
 }
+
+
+def api_path(provider: str) -> str:
+    """Where the suite POSTs: :data:`API_PATHS`, else the page's protected resource."""
+    return API_PATHS.get(provider) or registry()[provider].page().PAGE.resource_path
+
+
 QUERY = {"query": "query AuthTest { carriers(first: 1) { edges { node { id } } } }"}
 JSON = {"Content-Type": "application/json"}
 
@@ -186,8 +193,7 @@ class Rig:
     # -- addresses and auth objects ------------------------------------------------------
 
     def api_url(self, provider: str) -> str:
-        path = API_PATHS.get(provider) or self.emu.state.pages[provider].resource_path
-        return self.emu.url(provider, path)
+        return self.emu.url(provider, api_path(provider))
 
     def redirect_url(self, provider: str, to: str, code: int = 307) -> str:
         return self.emu.url(provider, f"/redirect?code={code}&to={to}")

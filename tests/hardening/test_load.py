@@ -52,7 +52,7 @@ import requests
 
 from delivery_auth import BackoffPolicy
 
-from .harness import API_PATHS, JSON, PROVIDERS, body_for
+from .harness import JSON, PROVIDERS, api_path, body_for
 from .remote import TOKEN_HEADER, VERDICT_HEADER, RemoteEmulator
 
 THREADS = int(os.environ.get("HARDENING_LOAD_THREADS", "64"))
@@ -155,7 +155,7 @@ def _worker(
     index: int, emu: RemoteEmulator, auths: dict[str, Any], load: Load, start: threading.Barrier
 ) -> None:
     provider = PROVIDERS[index % len(PROVIDERS)]
-    url = emu.url(provider, API_PATHS[provider])
+    url = emu.url(provider, api_path(provider))
     body = body_for(provider)
     auth = auths[provider]
     use_httpx = index % 2 == 1
