@@ -37,12 +37,14 @@ from .providers import (
     GraphQLFailureDetector,
     YandexCourierAuth,
 )
+from .providers.dhl_parcel_de import DHLParcelDEAuth
 from .providers.easypost import EasyPostAuth
 from .providers.lalamove import LalamoveAuth
 from .providers.mydhl import MyDHLExpressAuth
 from .providers.sendcloud import SendcloudAuth
 from .providers.shipengine import ShipEngineAuth
 from .providers.shippo import ShippoAuth
+from .providers.ups import UPSAuth
 from .providers.usps import USPSAuth
 from .signing import HmacSigningAuth, SigningInput
 from .static import ApiKeyAuth, BasicCredentialsAuth
@@ -58,6 +60,7 @@ __all__ = [
     "ClientCredentialsAuth",
     "ConfigurationError",
     "CredentialsRejectedError",
+    "DHLParcelDEAuth",
     "DHLeCommerceAuth",
     "DeliveryAuth",
     "DeliveryAuthError",
@@ -88,6 +91,7 @@ __all__ = [
     "TokenEndpointUnavailableError",
     "TokenRequestError",
     "TokenRevokedError",
+    "UPSAuth",
     "USPSAuth",
     "UnsignableBodyError",
     "YandexCourierAuth",

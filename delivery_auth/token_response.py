@@ -219,11 +219,11 @@ def _refused(
         or (bool(user_error) and oauth_error == user_error)
     )
     if rejected:
+        what = f"client credentials or the {user}" if user else "client credentials"
         check = f"client_id, client_secret, {user}" if user else "client_id and client_secret"
         return InvalidClientError(
-            f"The token endpoint {token_url} rejected the {'' if user else 'client '}credentials "
-            f"(HTTP {status}{said.detail}). Check {check}, and that "
-            "the secret was not regenerated.",
+            f"The token endpoint {token_url} rejected the {what} (HTTP {status}"
+            f"{said.detail}). Check {check}, and that the secret was not regenerated.",
             token_url=token_url,
             status_code=status,
             error=said.error,

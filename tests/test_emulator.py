@@ -646,7 +646,7 @@ def test_fault_validation_and_clearing(emu):
     with pytest.raises(ValueError, match="delay"):
         emu.inject_fault("dhl", "delay", delay=-1)
     with pytest.raises(ValueError, match="unknown provider"):
-        emu.inject_fault("ups", "reset")
+        emu.inject_fault("no-such-carrier", "reset")
     emu.inject_fault("dhl", "server_error", times=5)
     emu.clear_faults()
     assert token_post(emu, "dhl").status_code == 200

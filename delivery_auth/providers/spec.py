@@ -214,6 +214,8 @@ REGISTERED: tuple[str, ...] = (
     "delivery_auth.providers.easypost:SPEC",
     "delivery_auth.providers.mydhl:SPEC",
     "delivery_auth.providers.sendcloud:SPEC",
+    "delivery_auth.providers.ups:SPEC",
+    "delivery_auth.providers.dhl_parcel_de:SPEC",
 )
 
 _lock = threading.Lock()

@@ -76,6 +76,11 @@ def first_tokens(provider: str) -> int:
     return 0 if PAGES[provider].demo.token_option is not None else 1
 
 
+def api_path(provider: str) -> str:
+    """Where the suite POSTs: :data:`API_PATHS`, else the page's protected resource."""
+    return API_PATHS.get(provider) or PAGES[provider].resource_path
+
+
 QUERY = {"query": "query AuthTest { carriers(first: 1) { edges { node { id } } } }"}
 JSON = {"Content-Type": "application/json"}
 
@@ -175,7 +180,8 @@ class Rig:
                 queue.clear()
             self.seen.clear()
         for known in CREDENTIALS.values():
-            for value in (known.client_secret, known.token, known.refresh_token):
+            secret_extras = [v for k, v in known.extra.items() if "password" in k or "secret" in k]
+            for value in (known.client_secret, known.token, known.refresh_token, *secret_extras):
                 if value:
                     self.secrets.add(value)
 
@@ -202,7 +208,7 @@ class Rig:
     # -- addresses and auth objects ------------------------------------------------------
 
     def api_url(self, provider: str) -> str:
-        return self.emu.url(provider, API_PATHS[provider])
+        return self.emu.url(provider, api_path(provider))
 
     def redirect_url(self, provider: str, to: str, code: int = 307) -> str:
         return self.emu.url(provider, f"/redirect?code={code}&to={to}")

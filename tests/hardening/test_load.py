@@ -53,7 +53,7 @@ import requests
 from delivery_auth import BackoffPolicy
 from delivery_auth.providers.spec import registry
 
-from .harness import API_PATHS, JSON, RENEWABLE, TOKEN_ENDPOINTS, body_for
+from .harness import JSON, RENEWABLE, TOKEN_ENDPOINTS, body_for
 from .remote import TOKEN_HEADER, VERDICT_HEADER, RemoteEmulator
 
 #: Revoking a static credential ends it for good, and the emulator holds no signature to
