@@ -53,7 +53,7 @@ import requests
 from delivery_auth import BackoffPolicy
 from delivery_auth.providers.spec import registry
 
-from .harness import JSON, RENEWABLE, TOKEN_ENDPOINTS, body_for
+from .harness import JSON, RENEWABLE, TOKEN_ENDPOINTS, api_path, body_for
 from .remote import TOKEN_HEADER, VERDICT_HEADER, RemoteEmulator
 
 #: Revoking a static credential ends it for good, and the emulator holds no signature to
@@ -160,7 +160,7 @@ def _worker(
     index: int, emu: RemoteEmulator, auths: dict[str, Any], load: Load, start: threading.Barrier
 ) -> None:
     provider = PROVIDERS[index % len(PROVIDERS)]
-    url = emu.url(provider, API_PATHS[provider])
+    url = emu.url(provider, api_path(provider))
     body = body_for(provider)
     auth = auths[provider]
     use_httpx = index % 2 == 1
