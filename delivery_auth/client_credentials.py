@@ -45,7 +45,8 @@ class ClientCredentialsAuth(DeliveryAuth):
 
     Args:
         token_url: the token endpoint; https, or http to a loopback host only.
-        client_id, client_secret: the client credentials.
+        client_id: the client id.
+        client_secret: the client secret.
         scope: a string or a sequence of strings (joined with spaces).
         token_endpoint_auth_method: ``"client_secret_post"`` (in the form) or
             ``"client_secret_basic"`` (HTTP Basic).
@@ -58,7 +59,9 @@ class ClientCredentialsAuth(DeliveryAuth):
             ``Authorization`` with ``client_secret_basic``. Their values are never
             shown and count in the cache key (hashed).
         cache: where tokens are kept (default: a private :class:`MemoryTokenCache`).
-        refresh_margin, refresh_ratio, max_token_age: see :class:`RefreshPolicy`.
+        refresh_margin: see :class:`RefreshPolicy`.
+        refresh_ratio: see :class:`RefreshPolicy`.
+        max_token_age: see :class:`RefreshPolicy` (``max_age``).
         timeout: seconds for one token request.
         allowed_hosts: the hosts the token may be sent to (``None``: any https host).
         backoff: how transient token-endpoint failures are retried.

@@ -131,8 +131,8 @@ def add_parsers(commands: argparse._SubParsersAction, parent: argparse.ArgumentP
     demo.add_argument(
         "--client",
         action="append",
-        choices=("requests", "httpx", "httpx async"),
-        help="only this client (repeatable)",
+        choices=("requests", "httpx", "httpx async", "aiohttp"),
+        help="only this client (repeatable; aiohttp only when asked, it is optional)",
     )
     demo.set_defaults(handler=run_demo_command)
 
