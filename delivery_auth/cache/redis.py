@@ -224,7 +224,11 @@ class RedisTokenCache:
 
     def lock(self, key: str, timeout: float) -> AbstractContextManager[object]:
         """A fleet-wide lock for refreshing ``key`` that expires ``timeout + 1`` s after it
-        was taken; a per-process lock while Redis is unreachable."""
+        was taken; a per-process lock while Redis is unreachable.
+
+        A caller that finds it taken waits for the holder's word; when the holder says it
+        stored a token, the caller gets ``None`` (the lock not held) and reads the cache,
+        as the engine does under the lock anyway."""
         return self._lock(key, timeout)
 
     def reset_after_fork(self) -> None:

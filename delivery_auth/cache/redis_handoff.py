@@ -54,6 +54,7 @@ RELEASED = "released"
 TAKEN = "taken"
 GAVE_UP = "gave up"
 _LOST = "lost"  # the listening connection failed: go on by looking at the lock
+_LOOK = "look"  # subscribed again after a lost connection: look at the lock
 #: How often a waiter looks at the lock when it cannot subscribe (plus up to 50% jitter).
 POLL_INTERVAL = 0.05
 #: At most how long a waiter waits for the server to confirm its subscription.
@@ -75,13 +76,20 @@ class Listener:
         self._errors = errors
 
     def next_message(self, timeout: float) -> str | None:
-        """``stored``, ``released``, ``lost`` (the connection failed), or ``None`` when
-        ``timeout`` seconds passed (or a message of no interest came) first."""
+        """``stored``, ``released``, ``look`` (subscribed anew: what was published while
+        the connection was down is lost), ``lost`` (the connection failed), or ``None``
+        when ``timeout`` seconds passed (or a message of no interest came) first."""
         try:
-            message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+            message = self._pubsub.get_message(timeout=timeout)
         except self._errors:
             return _LOST
-        if not isinstance(message, dict) or message.get("type") != "message":
+        if not isinstance(message, dict):
+            return None
+        if message.get("type") == "subscribe":
+            # The client lost the connection, made a new one and subscribed again by itself
+            # (redis-py and valkey-py do): only a look at the lock covers the gap.
+            return _LOOK
+        if message.get("type") != "message":
             return None
         data = message.get("data")
         return data.decode("ascii", "replace") if isinstance(data, bytes) else str(data)
@@ -162,8 +170,9 @@ def wait_for_holder(
     :data:`GAVE_UP` (``deadline`` passed, the lock still taken).
 
     ``attempt`` tries the lock once; it runs at once (the subscription is in place now),
-    on a ``released`` message, after ``recheck`` seconds (doubling each time), at
-    ``lease_end`` (when the lease of the lock we met must have run out) and at ``deadline``.
+    on a ``released`` message, after a new subscription (the connection was lost), after
+    ``recheck`` seconds (doubling each time), at ``lease_end`` (when the lease of the lock
+    we met must have run out) and at ``deadline``.
     Without a ``listener`` (no pub/sub), it runs every ``poll`` seconds (plus jitter).
     """
     if attempt():
@@ -184,7 +193,7 @@ def wait_for_holder(
                 listener, interval = None, poll
                 next_look = _next_look(time.monotonic(), interval, lease_end, deadline, True)
                 continue
-            if message != RELEASED:
+            if message not in (RELEASED, _LOOK):
                 continue  # timed out (the loop looks at the clock) or of no interest
         if attempt():
             return TAKEN
