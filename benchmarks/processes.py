@@ -363,6 +363,7 @@ def fleet_cold_start(
         "redis_commands_by_name_per_waiting_process": {
             name: round((calls - lone_sent.get(name, 0)) / (processes - 1), 2)
             for name, calls in sorted(sent.items())
+            if calls != lone_sent.get(name, 0)
         },
     }
     if errors:
