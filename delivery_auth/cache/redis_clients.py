@@ -113,7 +113,7 @@ def connect_url(url: str, *, cluster: bool | None) -> Connection:
         **_QUIET_CONNECT,
     }
     if "driver_info" in inspect.signature(redis_py.Redis.__init__).parameters:
-        options["driver_info"] = None  # redis-py >= 7.1 warns about lib_name=None
+        options["driver_info"] = None  # where it exists, lib_name=None is deprecated
     else:
         options.update(lib_name=None, lib_version=None)
     if cluster is None:
