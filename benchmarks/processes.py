@@ -154,22 +154,30 @@ _OWN_COMMANDS = {"info": 1}
 def _timed_cache(url: str, stored: Any) -> Any:
     """A RedisTokenCache that records (CLOCK_MONOTONIC, shared by every process on Linux)
     when ``set`` was called (``stored[0]``), when its SET returned (``stored[1]``: just
-    before it publishes, in versions that notify the waiters; else when ``set`` returned)
-    and when ``set`` returned (``stored[2]``)."""
+    before it tells the waiters, in versions that do; else when ``set`` returned) and when
+    ``set`` returned (``stored[2]``)."""
     from delivery_auth.cache.redis import RedisTokenCache
 
     class TimedRedisTokenCache(RedisTokenCache):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            handoff = getattr(self, "_handoff", None)  # versions that tell the waiters
+            if handoff is not None:
+                publish = handoff.publish
+
+                def timed_publish(run: Any, channel: str, message: str) -> None:
+                    if message == "stored" and not stored[1]:
+                        stored[1] = time.monotonic()
+                    publish(run, channel, message)
+
+                handoff.publish = timed_publish
+
         def set(self, key: str, token: Any) -> None:
             stored[0] = time.monotonic()
             super().set(key, token)
             stored[2] = time.monotonic()
             if not stored[1]:
                 stored[1] = stored[2]
-
-        def _publish(self, key: str, message: str) -> None:
-            if message == "stored" and not stored[1]:
-                stored[1] = time.monotonic()
-            super()._publish(key, message)  # type: ignore[misc]
 
     return TimedRedisTokenCache(url=url)
 
