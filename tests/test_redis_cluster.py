@@ -26,6 +26,7 @@ from test_cache_file import (
     run_cold_start,
     warnings_of,
 )
+from test_redis_handoff import NEVER, WAITER_BUDGET, Waiter, wait_for_subscribers
 
 from delivery_auth import Token
 from delivery_auth.cache.redis import RedisTokenCache
@@ -261,3 +262,55 @@ def test_a_cluster_that_goes_down_is_an_outage_whatever_the_client(
     assert len(server.state.token_requests) == 1 + len(auths), "one token per worker"
     outage = [m for m in warnings_of(caplog) if UNREACHABLE in m]
     assert len(outage) == len(caches), "one WARNING per worker and outage"
+
+
+# -- the hand-off to waiting processes ------------------------------------------------
+
+
+@pytest.mark.parametrize("given", ["url", "ValkeyCluster"])
+def test_a_waiter_on_another_node_is_woken_by_the_store(
+    cluster: RedisClusterOfThree, given: str
+) -> None:
+    """A PUBLISH reaches the subscribers on every node of a cluster (see redis_handoff)."""
+    nodes = [redis.Redis(host="127.0.0.1", port=node.port) for node in cluster.nodes]
+    holder = RedisTokenCache(url=cluster.urls[0])
+    holder.get("warm-up")  # its first contact, before the count
+
+    def counts() -> dict[str, int]:
+        total: dict[str, int] = {}
+        for node in nodes:
+            for name, stats in node.info("commandstats").items():
+                if isinstance(stats, dict):
+                    key = name.removeprefix("cmdstat_")
+                    total[key] = total.get(key, 0) + int(stats["calls"])
+        return total
+
+    before = counts()
+    with holder.lock("k", NEVER):
+        if given == "url":
+            waiting = RedisTokenCache(url=cluster.urls[2])
+        else:
+            waiting = RedisTokenCache(valkey.cluster.ValkeyCluster.from_url(cluster.urls[2]))
+        waiting.lock_recheck_interval = NEVER
+        waiter = Waiter(waiting)
+        wait_for_subscribers(nodes, 1, "delivery_auth:handoff:{k}")
+        holder.set("k", Token("fresh", lifetime=600))
+        waiter.join()
+        after = counts()
+    for node in nodes:
+        node.close()
+    assert (waiter.held, waiter.token) == (None, Token("fresh"))
+    own = {"set": 2, "publish": 1, "info": len(nodes)}  # the holder's; the first INFO per node
+    sent = {
+        name: calls - before.get(name, 0) - own.get(name, 0)
+        for name, calls in after.items()
+        if name != "pubsub"
+    }
+    sent = {name: calls for name, calls in sent.items() if calls}
+    # Ours: the engine's read, a lock attempt, SUBSCRIBE (on the node that owns the slot;
+    # the holder published through another), one more attempt, the read after the
+    # notification. Set-up: INFO at first contact, and the cluster client's own (CLUSTER
+    # SLOTS, and COMMAND in redis-py).
+    assert (sent.get("set"), sent.get("subscribe"), sent.get("get")) == (2, 1, 2), sent
+    if given == "url":  # a client passed in sets up its connections its own way
+        assert sum(sent.values()) <= WAITER_BUDGET, sent

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import random
 import secrets
 import threading
 import time
@@ -37,6 +36,7 @@ from .codec import (
 )
 from .memory import MemoryTokenCache
 from .redis_clients import Connection, connect_url, hash_tag, is_redirection, library_errors
+from .redis_handoff import GAVE_UP, RELEASED, STORED, TAKEN, Handoff
 
 __all__ = ["RedisTokenCache"]
 
@@ -47,8 +47,6 @@ T = TypeVar("T")
 #: Added to the engine's lock timeout: the lock of a holder that died expires after
 #: ``timeout + _LOCK_MARGIN`` seconds; a waiter waits one margin longer before giving up.
 _LOCK_MARGIN = 1.0
-#: How often a waiter asks whether the lock is free (plus up to 50% jitter).
-_POLL_INTERVAL = 0.05
 _OUTAGE = "outage"
 
 
@@ -65,10 +63,16 @@ class RedisTokenCache:
       holds the token. The key is :func:`~delivery_auth.cache.cache_key`, a hash: neither
       the client secret nor the client id is stored.
     - :meth:`lock` is a Redis lock (``SET NX PX`` with a random owner, released only by
-      its owner): N workers on a cold cache make one token request. The lock of a
-      holder that died expires ``timeout + 1`` seconds after it was taken; waiters poll
-      every 50 ms and give up (going on without it, with a WARNING) after
-      ``timeout + 2`` seconds.
+      its owner): N workers on a cold cache make one token request. A worker that finds
+      the lock taken subscribes to the entry's channel ``<prefix>handoff:{<key>}`` and
+      sleeps until the holder publishes that it stored the token (then it reads the
+      token without the lock) or let the lock go (then it tries the lock). It looks at
+      the lock by itself only after :attr:`lock_recheck_interval` seconds (doubling)
+      and when the holder's lease must have run out: the lock of a holder that died
+      expires ``timeout + 1`` seconds after it was taken, and a waiter gives up (going
+      on without it, with a WARNING) after ``timeout + 2`` seconds. Where the user may
+      not use pub/sub (an ACL without channels), waiters poll every 50 ms instead (one
+      WARNING says what to grant).
     - Invalidation is compare-and-delete on the server (a Lua script): a worker never
       deletes a newer token that another worker has just stored.
     - If Redis is unreachable or fails, requests keep working: tokens are fetched and
@@ -98,6 +102,10 @@ class RedisTokenCache:
 
     #: Seconds between attempts to reach Redis again during an outage.
     probe_interval: float = 1.0
+    #: Seconds a worker waiting for another's token waits for its notification before
+    #: it looks at the lock by itself (then twice as long, and so on): what a holder
+    #: that publishes nothing (an older version of this library) costs the waiters.
+    lock_recheck_interval: float = 1.0
 
     def __init__(
         self,
@@ -150,6 +158,7 @@ class RedisTokenCache:
         self._down = False
         self._failed_at = 0.0
         self._told_redirected = False
+        self._handoff = Handoff(self._errors, self._warnings, f"{prefix}handoff:")
 
     def __repr__(self) -> str:
         # Not the client or its URL: they may carry a password.
@@ -197,6 +206,9 @@ class RedisTokenCache:
             self._call(lambda redis: redis.client.set(self._token_key(key), value, px=ttl_ms))
         except _RedisDown:
             self._memory.set(key, token)
+            return
+        # Wakes the workers waiting for this token.
+        self._handoff.publish(self._run, self._channel(key), STORED)
 
     def delete_if(self, key: str, token: Token) -> bool:
         """Delete the entry for ``key`` only if it still holds ``token`` (atomic, on the server)."""
@@ -212,7 +224,11 @@ class RedisTokenCache:
 
     def lock(self, key: str, timeout: float) -> AbstractContextManager[object]:
         """A fleet-wide lock for refreshing ``key`` that expires ``timeout + 1`` s after it
-        was taken; a per-process lock while Redis is unreachable."""
+        was taken; a per-process lock while Redis is unreachable.
+
+        A caller that finds it taken waits for the holder's word; when the holder says it
+        stored a token, the caller gets ``None`` (the lock not held) and reads the cache,
+        as the engine does under the lock anyway."""
         return self._lock(key, timeout)
 
     def reset_after_fork(self) -> None:
@@ -232,46 +248,60 @@ class RedisTokenCache:
     def _lock_key(self, key: str) -> str:
         return f"{self.prefix}lock:{{{key}}}"
 
+    def _channel(self, key: str) -> str:
+        return f"{self.prefix}handoff:{{{key}}}"
+
     @contextlib.contextmanager
     def _lock(self, key: str, timeout: float) -> Iterator[object]:
         lock_key = self._lock_key(key)
         owner = secrets.token_hex(16)
         expiry = timeout + _LOCK_MARGIN
         expiry_ms = max(1, int(expiry * 1000))
-        # A lock taken just before we came expires ``expiry`` later; one more margin lets
-        # us see it free before we give up.
-        wait = expiry + _LOCK_MARGIN
-        deadline = time.monotonic() + wait
-        taken: object = None
-        while not taken:
-            try:
-                taken = self._call(
-                    lambda redis: redis.client.set(lock_key, owner, nx=True, px=expiry_ms)
+
+        def attempt() -> bool:
+            return bool(
+                self._call(lambda redis: redis.client.set(lock_key, owner, nx=True, px=expiry_ms))
+            )
+
+        started = time.monotonic()
+        try:
+            outcome = TAKEN
+            if not attempt():
+                outcome = self._handoff.wait(
+                    self._connection,
+                    self._channel(key),
+                    attempt,
+                    lease_end=started + expiry,
+                    # A lock taken just before our first attempt expires ``expiry`` later;
+                    # one more margin lets us see it free before we give up.
+                    deadline=started + expiry + _LOCK_MARGIN,
+                    recheck=self.lock_recheck_interval,
                 )
-            except _RedisDown:
-                break
-            if not taken and time.monotonic() >= deadline:
-                logger.warning(
-                    "Waited %.1f s for the Redis token lock %s without getting it; going on "
-                    "without it (at worst one extra token request).",
-                    wait,
-                    lock_key,
-                )
-                yield None
-                return
-            if not taken:
-                # No notification crosses machines for free: poll, with jitter so that
-                # waiters do not hit Redis in step.
-                time.sleep(_POLL_INTERVAL * (1 + random.random() / 2))
-        if not taken:  # Redis is down: exclude the threads of this process at least
+        except _RedisDown:  # exclude the threads of this process at least
             with self._memory.lock(key, timeout) as held:
                 yield held
+            return
+        if outcome == STORED:  # the holder stored a token: the caller reads it, lock-free
+            yield None
+            return
+        if outcome == GAVE_UP:
+            logger.warning(
+                "Waited %.1f s for the Redis token lock %s without getting it; going on "
+                "without it (at worst one extra token request).",
+                expiry + _LOCK_MARGIN,
+                lock_key,
+            )
+            yield None
             return
         try:
             yield owner
         finally:
             with contextlib.suppress(_RedisDown):  # it expires by itself
-                self._call(lambda redis: redis.release(keys=[lock_key], args=[owner]))
+                self._call(
+                    lambda redis: redis.release(
+                        keys=[lock_key], args=[owner, self._channel(key), RELEASED]
+                    )
+                )
 
     def _call(self, action: Callable[[Connection], T]) -> T:
         """Run one Redis command, or raise :class:`_RedisDown` (logging the outage once)."""

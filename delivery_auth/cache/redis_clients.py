@@ -12,15 +12,20 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Any
 
 __all__ = ["Connection", "connect_url", "hash_tag", "is_redirection", "library_errors"]
 
-# Release the lock only if we still own it (it may have expired and been taken by another).
+# Release the lock only if we still own it (it may have expired and been taken by another),
+# and tell the workers waiting for it (ARGV[2] the channel, ARGV[3] the message). pcall: a
+# user without the right to publish still releases the lock.
 _RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
+    redis.call('DEL', KEYS[1])
+    redis.pcall('PUBLISH', ARGV[2], ARGV[3])
+    return 1
 end
 return 0
 """
@@ -85,10 +90,18 @@ def hash_tag(name: str) -> str | None:
     return name[start + 1 : end] if end > start + 1 else None
 
 
+#: A new connection of a client made from ``url`` sends no command of its own beyond AUTH
+#: and SELECT when the URL asks for them: RESP2 (no HELLO) unless the URL says
+#: ``?protocol=3``, and no CLIENT SETINFO (the library's name and version in CLIENT LIST,
+#: two commands per connection: a fleet of processes pays them on every connection).
+_QUIET_CONNECT: dict[str, Any] = {"protocol": 2}
+
+
 def connect_url(url: str, *, cluster: bool | None) -> Connection:
     """A redis-py client for ``url``: a cluster client if ``cluster``, or if ``None`` and the
     node says it is part of a cluster (one ``INFO cluster`` at first contact), else a plain
-    one. It gives up on an unreachable server after 2 s and retries a command once."""
+    one. It gives up on an unreachable server after 2 s and retries a command once, and its
+    connections send no HELLO or CLIENT SETINFO."""
     import redis as redis_py
     from redis.backoff import NoBackoff
     from redis.retry import Retry
@@ -97,7 +110,12 @@ def connect_url(url: str, *, cluster: bool | None) -> Connection:
         "socket_connect_timeout": 2.0,
         "socket_timeout": 5.0,
         "retry": Retry(NoBackoff(), 1),
+        **_QUIET_CONNECT,
     }
+    if "driver_info" in inspect.signature(redis_py.Redis.__init__).parameters:
+        options["driver_info"] = None  # where it exists, lib_name=None is deprecated
+    else:
+        options.update(lib_name=None, lib_version=None)
     if cluster is None:
         plain = redis_py.Redis.from_url(url, **options)
         try:
