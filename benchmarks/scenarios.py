@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import statistics
 import threading
 import time
@@ -575,27 +574,22 @@ async def _throughput_async(
 
 
 def fleet(server: ServerProcess, settings: Settings) -> list[dict[str, Any]]:
-    """Many processes on a cold shared cache: ``processes.fleet_cold_start``'s rows.
-
-    Its rows are shown as they come (every key a column). It is called with
-    ``(server, settings)`` when it takes a ``server`` parameter, else ``(settings)``;
-    ``settings.fleet_processes`` and ``settings.fleet_token_delay`` size it.
-    """
+    """Many processes on a cold shared Redis cache: ``processes.fleet_cold_start``'s
+    figures as one row (every key a column), sized by ``settings.fleet_processes`` and
+    ``settings.fleet_token_delay``."""
     from . import processes
 
-    run = getattr(processes, "fleet_cold_start", None)
-    if run is None:
-        return [
-            {
-                "contender": "delivery_auth [fleet]",
-                "library": "delivery_auth",
-                "client": "processes",
-                "not_available": "benchmarks.processes.fleet_cold_start is not written yet",
-            }
-        ]
-    if "server" in inspect.signature(run).parameters:
-        return list(run(server=server, settings=settings))
-    return list(run(settings))
+    figures = processes.fleet_cold_start(
+        settings.fleet_processes, token_delay=settings.fleet_token_delay, server=server
+    )
+    return [
+        {
+            "contender": "delivery_auth [fleet]",
+            "library": "delivery_auth",
+            "client": "processes",
+            **figures,
+        }
+    ]
 
 
 def _scenarios() -> dict[str, Callable[[ServerProcess, Settings], list[dict[str, Any]]]]:

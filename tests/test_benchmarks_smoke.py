@@ -118,4 +118,5 @@ def test_client_origins_build_threads_rows(quick_run: tuple[str, dict[str, Any]]
     assert threads["token_requests"] == 2 * threads["objects"]
     for key in ("extra_threads_after_refreshes", "extra_threads_peak", "extra_threads_after_close"):
         assert isinstance(threads[key], int)
-    assert results["scenarios"]["fleet"]  # its rows, or one saying why it did not run
+    (fleet,) = results["scenarios"]["fleet"]
+    assert (fleet["token_requests"], fleet["ok"]) == (1, fleet["processes"])
