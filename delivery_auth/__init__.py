@@ -34,6 +34,8 @@ from .providers import (
     GraphQLFailureDetector,
     YandexCourierAuth,
 )
+from .providers.doordash import DoorDashDriveAuth
+from .self_signed_jwt import SelfSignedJWTAuth
 from .token import Token
 
 __version__ = "0.1.0"
@@ -49,6 +51,7 @@ __all__ = [
     "DeliveryAuthError",
     "DeliveryTrackerAuth",
     "DisallowedHostError",
+    "DoorDashDriveAuth",
     "FailureDetector",
     "FileTokenCache",
     "GraphQLFailureDetector",
@@ -57,6 +60,7 @@ __all__ = [
     "MemoryTokenCache",
     "RedisTokenCache",
     "RefreshPolicy",
+    "SelfSignedJWTAuth",
     "StatusFailureDetector",
     "Token",
     "TokenCache",

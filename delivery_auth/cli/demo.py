@@ -66,9 +66,9 @@ def _print_banner(emu: Any, args: argparse.Namespace) -> None:
     width = max(len(spec.title) for spec in specs)
     for spec in specs:
         urls = endpoints_at(emu.base_url, spec.name)
+        token = urls.get("token_url", "(none: no token endpoint)")
         print(
-            f"  {spec.title:<{width}}  token {urls['token_url']}"
-            f"\n  {'':<{width}}  api   {urls['resource_url']}"
+            f"  {spec.title:<{width}}  token {token}\n  {'':<{width}}  api   {urls['resource_url']}"
         )
     print("\nIts public test credentials (accepted only by the emulator), for your shell:")
     for spec in specs:

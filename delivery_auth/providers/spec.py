@@ -204,6 +204,7 @@ REGISTERED: tuple[str, ...] = (
     "delivery_auth.providers.bringg:SPEC",
     "delivery_auth.providers.dhl:SPEC",
     "delivery_auth.providers.yandex:SPEC",
+    "delivery_auth.providers.doordash:SPEC",
 )
 
 _lock = threading.Lock()
