@@ -35,6 +35,8 @@ from .providers import (
     YandexCourierAuth,
 )
 from .providers.doordash import DoorDashDriveAuth
+from .providers.fedex import FedExAuth
+from .providers.uber_direct import UberDirectAuth
 from .self_signed_jwt import SelfSignedJWTAuth
 from .token import Token
 
@@ -53,6 +55,7 @@ __all__ = [
     "DisallowedHostError",
     "DoorDashDriveAuth",
     "FailureDetector",
+    "FedExAuth",
     "FileTokenCache",
     "GraphQLFailureDetector",
     "InsecureTransportError",
@@ -67,6 +70,7 @@ __all__ = [
     "TokenEndpointUnavailableError",
     "TokenRequestError",
     "TokenRevokedError",
+    "UberDirectAuth",
     "YandexCourierAuth",
     "__version__",
 ]

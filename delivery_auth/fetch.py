@@ -148,7 +148,7 @@ class TokenFetcher:
         self.client_id = client_id
         self._client_secret = client_secret
         # As given, and as client_secret_basic sends it (a server may echo either).
-        self._secret_forms = (client_secret, quote_plus(client_secret))
+        self._secret_forms: tuple[str, ...] = (client_secret, quote_plus(client_secret))
         self.scope = _normalise_scope(scope)
         self.auth_method = token_endpoint_auth_method
         self.params: dict[str, str] = {}
@@ -212,6 +212,12 @@ class TokenFetcher:
             if self._closed.wait(delay):
                 self._check_open()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def redact(self, *secrets: str) -> None:
+        """Keep ``secrets`` (sent in ``grant`` fields, like a child secret) out of every
+        error, as the client secret is, even when the server echoes them."""
+        forms = (form for secret in secrets if secret for form in (secret, quote_plus(secret)))
+        self._secret_forms = (*self._secret_forms, *forms)
 
     def close(self) -> None:
         """Stop any back-off wait and release the HTTP session."""

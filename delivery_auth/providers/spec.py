@@ -205,6 +205,8 @@ REGISTERED: tuple[str, ...] = (
     "delivery_auth.providers.dhl:SPEC",
     "delivery_auth.providers.yandex:SPEC",
     "delivery_auth.providers.doordash:SPEC",
+    "delivery_auth.providers.fedex:SPEC",
+    "delivery_auth.providers.uber_direct:SPEC",
 )
 
 _lock = threading.Lock()
