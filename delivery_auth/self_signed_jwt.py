@@ -114,8 +114,8 @@ def check_lifetime(lifetime: float, limit: float | None = None) -> float:
 class JWTMinter:
     """A token source that signs a new JWT on every :meth:`fetch`.
 
-    Each token carries ``claims`` plus ``iat`` (the current second), ``exp`` (the last
-    whole second within ``lifetime``, at least ``iat + 1``) and, with ``unique``, a
+    Each token carries ``claims`` plus ``iat`` (the current second, rounded down),
+    ``exp`` (``iat`` plus ``lifetime`` rounded down, at least 1 s) and, with ``unique``, a
     random ``jti`` so that no two mints are the same token (a rejected token is never
     sent again, even when the next one is minted within the same second).
     """
@@ -156,7 +156,7 @@ class JWTMinter:
         """Sign a new token, valid from now for ``lifetime`` seconds."""
         now, obtained_at = self._clock(), time.monotonic()
         issued = math.floor(now)
-        expires = max(issued + 1, math.floor(now + self.lifetime))
+        expires = issued + max(1, math.floor(self.lifetime))
         claims = {**self.claims, "iat": issued, "exp": expires}
         if self._unique:
             claims["jti"] = secrets.token_urlsafe(16)
@@ -179,8 +179,8 @@ class SelfSignedJWTAuth(DeliveryAuth):
     """A bearer JWT that this object signs itself, cached until shortly before ``exp``.
 
     Every token carries ``claims`` (plus ``iss``, ``sub``, ``aud`` from ``issuer``,
-    ``subject``, ``audience``), ``iat``, ``exp = iat + lifetime`` (whole seconds) and a
-    random ``jti`` (``unique=False`` leaves it out); its header is ``{"alg":
+    ``subject``, ``audience``), ``iat``, ``exp = iat + lifetime`` (whole seconds, rounded
+    down, at least 1) and a random ``jti`` (``unique=False`` leaves it out); its header is ``{"alg":
     algorithm, "typ": "JWT"}`` updated with ``headers``. A token is re-minted in the
     background once ``refresh_ratio`` of its lifetime has passed, never sent within
     ``refresh_margin`` seconds of its ``exp`` (capped at a quarter of the lifetime), and
