@@ -163,6 +163,7 @@ class FedExAuth(ClientCredentialsAuth):
         self._grant = _grant_fields(grant_type, child_key, child_secret, child_fields)
         self.grant_type = self._grant.get("grant_type", "client_credentials")
         self.child_key = child_key if self._grant else None
+        self._child_secret = (str(child_secret),) if self._grant else ()
         self._grant_hash: str | None = None  # set by _make_engine for a child account
         if allowed_hosts is ENVIRONMENT_HOSTS:
             allowed_hosts = (ENVIRONMENTS[key][1], *LOOPBACK_HOSTS)
@@ -181,7 +182,7 @@ class FedExAuth(ClientCredentialsAuth):
         )
 
     def _token_source(self, fetcher: TokenFetcher) -> TokenSource:
-        fetcher.redact(*(value for name, value in self._grant.items() if name != "grant_type"))
+        fetcher.redact(*self._child_secret)
         return _Grant(fetcher, self._grant) if self._grant else fetcher
 
     def _make_engine(
