@@ -141,7 +141,7 @@ def _authenticate(request: Request, state: EmulatorState) -> str | None:
     status = state.check_token(PROVIDER, value)
     if status == "unknown":  # a valid JWT, seen first now: remember it (revoke works)
         state.accept(PROVIDER, value, ttl=expires - now)
-        return None
+        status = state.check_token(PROVIDER, value)  # the verdict, as for any token
     if status == "revoked":
         return "The JWT was revoked."
     return None if status == "ok" else "The JWT has expired."

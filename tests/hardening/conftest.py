@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from delivery_auth.emulator import CREDENTIALS, Emulator
+from delivery_auth.providers.spec import registry
 
 from .harness import FAST_BACKOFF, Rig
 
@@ -43,8 +44,10 @@ def make_auth(rig: Rig) -> Iterator[MakeAuth]:
     made: list[Any] = []
 
     def make(provider: str, **options: Any) -> Any:
-        options.setdefault("backoff", FAST_BACKOFF)
-        options.setdefault("timeout", 10.0)
+        accepted = registry()[provider].options()  # a minted JWT has no token request
+        for name, value in (("backoff", FAST_BACKOFF), ("timeout", 10.0)):
+            if name in accepted:
+                options.setdefault(name, value)
         if provider == "tracker":
             options.setdefault("method", "oauth2")
         auth = rig.emu.auth(provider, **options)

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -35,6 +35,7 @@ from werkzeug.wrappers import Request, Response
 from delivery_auth import BackoffPolicy, ClientCredentialsAuth
 from delivery_auth.emulator import CREDENTIALS, Emulator
 from delivery_auth.emulator.app import ConnectionResetFault
+from delivery_auth.emulator.page import pages
 from delivery_auth.providers.spec import registry
 
 T = TypeVar("T")
@@ -52,8 +53,12 @@ HANG = 20.0
 #: (~30 ms), which would dominate a suite of short calls. Verification stays on.
 TLS = ssl.create_default_context()
 
-#: Where each provider's protected resource is (POST with a JSON body everywhere).
+#: The providers whose emulator page has a token endpoint (not a locally minted JWT).
+TOKEN_ENDPOINTS = tuple(name for name, page in pages().items() if page.token_path is not None)
+#: Where each provider's protected resource is (POST with a JSON body everywhere): its
+#: page's ``resource_path`` unless named here.
 API_PATHS = {
+    **{name: page.resource_path for name, page in pages().items()},
     "tracker": "/graphql",
     "bringg": "/services/v2/orders",
     "dhl": "/shipping/v4/label",
@@ -223,7 +228,7 @@ class Rig:
     # -- the wrapped handlers ------------------------------------------------------------
 
     def _wrap(self, provider: str, handler: Callable[..., Response]) -> Callable[..., Response]:
-        token_path = urlsplit(self.emu.token_url(provider)).path.removeprefix(f"/{provider}")
+        token_path = self.emu.state.pages[provider].token_path  # None: no token requests
 
         def handle(request: Request, state: Any, path: str) -> Response:
             body = request.get_data(cache=True)

@@ -26,7 +26,7 @@ from delivery_auth import (
 from delivery_auth.emulator import CREDENTIALS
 
 from .conftest import MakeAuth, assert_no_secrets, exception_texts
-from .harness import CLIENTS, HANG, PROVIDERS, Canned, Rig, call_api
+from .harness import CLIENTS, HANG, TOKEN_ENDPOINTS, Canned, Rig, call_api
 
 Answers = Callable[[Rig, str], list[Any]]
 
@@ -305,7 +305,7 @@ def _params(cases: list[Case]) -> list[Any]:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", TOKEN_ENDPOINTS)
 @pytest.mark.parametrize("case", _params(CASES))
 def test_token_endpoint_fault(
     rig: Rig, make_auth: MakeAuth, refused_url: str, case: Case, provider: str, client: str
