@@ -122,6 +122,8 @@ class ClientCredentialsAuth(DeliveryAuth):
             f"{name}={_digest(value) if name in grant_secrets else value}"
             for name, value in sorted({**grant_params, **grant_secrets}.items())
         )
+        if grant_type != "client_credentials":  # another grant's token is another token
+            self._grant_identity = (f"grant_type={grant_type}", *self._grant_identity)
         if fetcher.token_headers:
             headers = sorted((name.lower(), value) for name, value in fetcher.token_headers.items())
             self._grant_identity += (f"headers={_digest(json.dumps(headers))}",)
