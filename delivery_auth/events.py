@@ -202,15 +202,20 @@ class Events:
                                       reason="resent"))
     """
 
-    __slots__ = ("on_event", "provider")
+    __slots__ = ("__weakref__", "_provider", "on_event")
 
     def __init__(self, provider: str, on_event: EventHook | None = None) -> None:
         if on_event is not None and not callable(on_event):
             raise TypeError(
                 f"on_event must be a callable taking one event, got {type(on_event).__name__}"
             )
-        self.provider = provider
+        self._provider = provider
         self.on_event = on_event
+
+    @property
+    def provider(self) -> str:
+        """The provider's short name that every event of this object carries."""
+        return self._provider
 
     @property
     def wanted(self) -> bool:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
+import weakref
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
+from ..events import Events, SharedCacheOutage, SharedCacheRecovered
 from ..token import Token
 
-__all__ = ["TokenCache", "cache_key"]
+__all__ = ["CacheObservers", "TokenCache", "cache_key"]
 
 
 @runtime_checkable
@@ -63,3 +67,59 @@ def cache_key(
         parts.append(list(identity))
     material = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+class CacheObservers:
+    """The auth objects that hear a shared cache's outages and recoveries.
+
+    A shared cache is used by many auth objects; each registers its
+    :class:`~delivery_auth.events.Events` (held weakly: a dropped auth object stops
+    hearing) and gets one :class:`~delivery_auth.events.SharedCacheOutage` per outage
+    and one :class:`~delivery_auth.events.SharedCacheRecovered` when it ends.
+
+    Example::
+
+        observers = CacheObservers("RedisTokenCache")
+        observers.add(events)
+        observers.outage(ConnectionError("refused"))
+    """
+
+    def __init__(self, cache: str) -> None:
+        self.cache = cache
+        self._events: weakref.WeakSet[Events] = weakref.WeakSet()
+        self._since: float | None = None
+        self._guard = threading.Lock()
+
+    def add(self, events: Events) -> None:
+        """Let ``events`` hear this cache's outages and recoveries."""
+        with self._guard:
+            self._events.add(events)
+
+    def outage(self, error: BaseException) -> None:
+        """The cache stopped answering (call once per outage)."""
+        with self._guard:
+            self._since = time.monotonic()
+            listening = list(self._events)
+        for events in listening:
+            if events.wanted:
+                events.emit(
+                    SharedCacheOutage(
+                        provider=events.provider, cache=self.cache, error=type(error).__name__
+                    )
+                )
+
+    def recovered(self) -> None:
+        """The cache answers again (call once, when an outage ends)."""
+        with self._guard:
+            since, self._since = self._since, None
+            listening = list(self._events)
+        lasted = 0.0 if since is None else time.monotonic() - since
+        for events in listening:
+            if events.wanted:
+                events.emit(
+                    SharedCacheRecovered(provider=events.provider, cache=self.cache, outage=lasted)
+                )
+
+    def reset_after_fork(self) -> None:
+        """A lock held by a parent thread is dead in the child: make a new one."""
+        self._guard = threading.Lock()

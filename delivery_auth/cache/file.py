@@ -25,6 +25,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from ..token import Token
+from .base import CacheObservers
 from .codec import (
     CacheRecordError,
     EncryptionKey,
@@ -88,6 +89,8 @@ class FileTokenCache:
         self.path = Path(os.path.abspath(os.path.expanduser(raw)))
         self._codec = TokenCodec(encryption_key)
         self._warnings = WarnOnce()
+        #: the auth objects told when the file cannot be used (``observers.add(events)``)
+        self.observers = CacheObservers(type(self).__name__)
         self._memory: MemoryTokenCache | None = None
         self._guard = threading.Lock()
         self._prepare()
@@ -198,13 +201,14 @@ class FileTokenCache:
         with self._guard:
             if self._memory is None:
                 self._memory = MemoryTokenCache()
-        self._warnings.warn(
+        if self._warnings.warn(
             _MEMORY,
             "Token cache file %s cannot be used (%s); tokens are kept in this process only, "
             "so processes no longer share them. Check the path and its permissions.",
             self.path,
             exc.strerror or type(exc).__name__,
-        )
+        ):
+            self.observers.outage(exc)
 
     def _acquire(self, lock_path: str, wait: float, purpose: str) -> FileLock | None:
         """The held lock, or ``None`` after waiting ``wait`` in vain (OSError propagates)."""

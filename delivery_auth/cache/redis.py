@@ -26,6 +26,7 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from ..token import Token
+from .base import CacheObservers
 from .codec import (
     CacheRecordError,
     EncryptionKey,
@@ -153,6 +154,8 @@ class RedisTokenCache:
         self._codec = TokenCodec(encryption_key)
         self._memory = MemoryTokenCache()
         self._warnings = WarnOnce()
+        #: the auth objects told of outages and recoveries (``observers.add(events)``)
+        self.observers = CacheObservers(type(self).__name__)
         self._guard = threading.Lock()
         self._connecting = threading.Lock()
         self._down = False
@@ -326,13 +329,14 @@ class RedisTokenCache:
             with self._guard:
                 self._down = True
                 self._failed_at = time.monotonic()
-            self._warnings.warn(
+            if self._warnings.warn(
                 _OUTAGE,
                 "Redis token cache is unreachable (%s: %s); until it answers again, each "
                 "process fetches and keeps its own tokens.",
                 type(exc).__name__,
                 str(exc)[:200],
-            )
+            ):
+                self.observers.outage(exc)
             raise _RedisDown from exc
         if self._down:
             with self._guard:
@@ -341,6 +345,7 @@ class RedisTokenCache:
                 self._memory = MemoryTokenCache()
             if self._warnings.clear(_OUTAGE):
                 logger.info("Redis token cache is reachable again; tokens are shared again.")
+                self.observers.recovered()
         return result
 
     def _run(self, action: Callable[[Connection], T]) -> T:
