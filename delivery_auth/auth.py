@@ -23,7 +23,7 @@ import threading
 from collections.abc import AsyncGenerator, Generator, Sequence
 from time import monotonic
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import requests
@@ -32,12 +32,21 @@ from requests.auth import AuthBase
 from ._drive import Driver
 from ._peek import aread_httpx_body, read_httpx_body, read_requests_body
 from .engine import Lease, TokenEngine, await_future
-from .flow import Attempt, FailureDetector, Flow, Plan, StatusFailureDetector, Step, judge_response
-from .hosts import HostPolicy
+from .flow import (
+    Attempt,
+    FailureDetector,
+    Flow,
+    Plan,
+    StatusFailureDetector,
+    Step,
+    judge_status,
+    same_origin,
+)
+from .hosts import ORIGIN_CACHE_LIMIT, HostPolicy, RecentlyUsed
 from .replay import (
     ResentResponse,
     Rewind,
-    ahttpx_rewind,
+    SeekPoints,
     httpx_carry_cookies,
     httpx_rewind,
     requests_carry_cookies,
@@ -55,6 +64,9 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 __all__ = ["DeliveryAuth"]
 
+#: httpx's parsed (scheme, userinfo, host, port) of an origin, and the attempt to send there
+_Route = tuple[tuple[object, ...], Attempt]
+
 logger = logging.getLogger("delivery_auth")
 
 
@@ -69,6 +81,13 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
     requires_request_body = False
     requires_response_body = False
 
+    #: Whether a call may reuse what an earlier call to the same origin worked out while
+    #: the engine's lease is unchanged (the host verdict, the :class:`Attempt`, the
+    #: requests hook), skipping the engine and the host check. A subclass that must see
+    #: every request on its way out (to sign it, say) sets this to ``False``; then every
+    #: call takes the full path (:meth:`_requests_round`, :meth:`_httpx_attempt`).
+    _reuse_rounds: ClassVar[bool] = True
+
     def __init__(
         self,
         engine: TokenEngine,
@@ -79,9 +98,19 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         self._engine = engine
         self._hosts = HostPolicy(allowed_hosts)
         detector = failure_detector or StatusFailureDetector()
-        self._driver = Driver(engine, Flow(detector, self._cannot_refresh))
-        # ("scheme://netloc/", lease, hook) of the last body-less requests call: __call__
-        self._requests_fast: tuple[str, Lease, _RequestsRetry] | None = None
+        self._flow = Flow(detector, self._cannot_refresh)
+        self._driver = Driver(engine, self._flow)
+        # The cached paths (see _reuse_rounds): each entry is valid while its lease is
+        # the engine's current one (identity) and not due for refresh.
+        # requests: "scheme://netloc/" as written -> the hook of body-less calls there
+        self._requests_hooks: RecentlyUsed[str, _RequestsRetry] = RecentlyUsed(ORIGIN_CACHE_LIMIT)
+        self._requests_last: _RequestsRetry | None = None  # the last one used, checked first
+        # httpx/httpx2: parsed (scheme, userinfo, host, port) -> (that key, the attempt
+        # to send there), and the last one used, checked first
+        self._httpx_attempts: RecentlyUsed[tuple[object, ...], _Route] = RecentlyUsed(
+            ORIGIN_CACHE_LIMIT
+        )
+        self._httpx_last: _Route | None = None
 
     # -- identity ---------------------------------------------------------------------
 
@@ -179,35 +208,66 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         url = r.url or ""
         body: object = r.body  # typed bytes | str | None, but files and generators come too
-        # The cached path: the same origin as the last body-less request, whose lease is
-        # still the engine's current one and not yet due for refresh. Then the verdict of
-        # the host check, the header and the (stateless) hook are all known already.
-        fast = self._requests_fast
-        if fast is not None and (body is None or isinstance(body, (bytes, str))):
-            # "scheme://netloc/": requests always gives a URL a path, and what follows the
-            # netloc cannot change the host, so this prefix decides the verdict.
-            prefix_slash, lease, hook = fast
-            if (
-                lease is self._engine.lease
-                and url.startswith(prefix_slash)
-                and monotonic() < lease.refresh_at
-            ):
-                r.headers["Authorization"] = lease.header
+        if body is None or isinstance(body, (bytes, str)):
+            # The cached path: a body-less call to an origin that a call with the engine's
+            # current lease went to before. Its hook is stateless (nothing to rewind), so
+            # the host verdict, the header and the hook are all known already.
+            current = self._engine.lease
+            hook = self._requests_last
+            if hook is None or hook.lease is not current or not url.startswith(hook.prefix):
+                hook = self._recall_hook(url, current)
+            if hook is not None and monotonic() < hook.lease.refresh_at:
+                r.headers["Authorization"] = hook.lease.header
                 try:
                     r.hooks["response"].append(hook)
                 except KeyError:  # a hand-built PreparedRequest without the list
                     r.hooks["response"] = [hook]
                 return r
+        return self._requests_round(r, url, body)
+
+    def _recall_hook(self, url: str, current: Lease | None) -> _RequestsRetry | None:
+        """The hook remembered for ``url``'s origin with the ``current`` lease, now also the
+        last one used; ``None`` when there is none (or :attr:`_reuse_rounds` is off)."""
+        if not self._reuse_rounds:
+            return None
+        # Keys are "scheme://netloc/" prefixes as written (see _requests_round), and any
+        # URL that starts with one has its origin and verdict. So any slice of the URL
+        # that is found is right; this one (the first "/" past "https://") is cheap.
+        end = url.find("/", 8)
+        if end < 0:
+            return None
+        key = url[: end + 1]
+        entries = self._requests_hooks.entries  # RecentlyUsed.get, inlined: a hot path
+        hook = entries.get(key)
+        if hook is None or hook.lease is not current:
+            return None
+        try:  # noqa: SIM105 - contextlib.suppress costs more than this whole lookup
+            entries.move_to_end(key)
+        except KeyError:  # evicted by another thread meanwhile
+            pass
+        self._requests_last = hook
+        return hook
+
+    def _requests_round(
+        self, r: requests.PreparedRequest, url: str, body: object
+    ) -> requests.PreparedRequest:
+        """The full path of a requests call: host check, lease, response hook."""
         prefix, origin = self._hosts.admit(url)
         lease = self._engine.current()
         r.headers["Authorization"] = lease.header
+        key = prefix + "/"
         if body is None or isinstance(body, (bytes, str)):
             # Nothing to rewind: the hook is stateless, so one serves every request that
             # carries this lease to this origin.
-            hook = _RequestsRetry(self._driver, Attempt(origin, lease), None)
-            self._requests_fast = (prefix + "/", lease, hook)
+            hook = self._requests_hooks.get(key) if self._reuse_rounds else None
+            if hook is None or hook.lease is not lease:
+                hook = _RequestsRetry(self._driver, Attempt(origin, lease), None, key)
+                if self._reuse_rounds:
+                    self._requests_hooks.put(key, hook)
+            if self._reuse_rounds:
+                self._requests_last = hook
         else:
-            hook = _RequestsRetry(self._driver, Attempt(origin, lease), seek_point(body))
+            hook = _RequestsRetry(self._driver, Attempt(origin, lease), seek_point(body), key)
         # What register_hook does for a callable, without its per-call type checks (and
         # without failing on a hand-built PreparedRequest that lacks the list).
         r.hooks.setdefault("response", []).append(hook)
@@ -219,12 +279,18 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         raise RuntimeError("DeliveryAuth drives httpx through sync_auth_flow/async_auth_flow")
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
-        origin = self._hosts.origin_for_url(request.url)
-        lease = self._engine.current()
-        request.headers["Authorization"] = lease.header
+        url = request.url  # immutable: a response whose request has this one is from here
+        attempt = self._cached_attempt(url)
+        if attempt is None:
+            origin = self._hosts.origin_for_url(url)  # refused hosts never cost a token
+            attempt = self._httpx_attempt(url, origin, self._engine.current())
+        request.headers["Authorization"] = attempt.lease.header
         rewind = httpx_rewind(request)
         response = yield request
-        plan = _httpx_plan(self._driver.flow, Attempt(origin, lease), response)
+        statuses = self._flow.failure_statuses
+        if statuses is not None and response.status_code not in statuses:
+            return  # the full judgement would say done too, whosever response this is
+        plan = _httpx_plan(self._flow, attempt, url, response)
         if plan is None:
             return
         fresh = self._driver.run(plan, functools.partial(read_httpx_body, response), rewind)
@@ -233,12 +299,20 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             yield request
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
-        origin = self._hosts.origin_for_url(request.url)
-        lease = await self._engine.acurrent()
-        request.headers["Authorization"] = lease.header
-        rewind = await ahttpx_rewind(request)
+        url = request.url
+        attempt = self._cached_attempt(url)
+        if attempt is None:
+            origin = self._hosts.origin_for_url(url)
+            attempt = self._httpx_attempt(url, origin, await self._engine.acurrent())
+        request.headers["Authorization"] = attempt.lease.header
+        rewind = httpx_rewind(request, asynchronous=True)
+        if isinstance(rewind, SeekPoints):  # async files report where they stand: await it
+            rewind = await rewind.settle()
         response = yield request
-        plan = _httpx_plan(self._driver.flow, Attempt(origin, lease), response)
+        statuses = self._flow.failure_statuses
+        if statuses is not None and response.status_code not in statuses:
+            return
+        plan = _httpx_plan(self._flow, attempt, url, response)
         if plan is None:
             return
         fresh = await self._driver.arun(plan, functools.partial(aread_httpx_body, response), rewind)
@@ -246,25 +320,86 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             _httpx_prepare_resend(request, response, fresh)
             yield request
 
+    def _cached_attempt(self, url: Any) -> Attempt | None:
+        """The attempt an earlier call to ``url``'s origin made with the engine's current
+        lease, while that lease is not due for refresh; else ``None``.
 
-def _httpx_plan(flow: Flow, attempt: Attempt, response: Any) -> Plan | None:
-    """The flow's plan for an httpx or httpx2 response, or ``None``: done with it."""
+        Origins are told apart by httpx's parsed ``(scheme, userinfo, host, port)``,
+        which decides everything the host check looks at (see
+        :meth:`HostPolicy.origin_for_url`); the last one used is compared part by part,
+        which costs less than hashing a new key.
+        """
+        reference = getattr(url, "_uri_reference", None)  # httpx's parsed URL tuple
+        if not isinstance(reference, tuple):
+            return None
+        current = self._engine.lease
+        route = self._httpx_last
+        if (
+            route is None
+            or route[1].lease is not current
+            or reference[2] != route[0][2]  # the host first: it differs most often
+            or reference[3] != route[0][3]
+            or reference[0] != route[0][0]
+            or reference[1] != route[0][1]
+        ):
+            if not self._reuse_rounds:
+                return None
+            key = reference[:4]
+            entries = self._httpx_attempts.entries  # RecentlyUsed.get, inlined: a hot path
+            route = entries.get(key)
+            if route is None or route[1].lease is not current:
+                return None
+            try:  # noqa: SIM105 - contextlib.suppress costs more than this whole lookup
+                entries.move_to_end(key)
+            except KeyError:  # evicted by another thread meanwhile
+                pass
+            self._httpx_last = route
+        if current is not None and monotonic() < current.refresh_at:
+            return route[1]
+        return None
+
+    def _httpx_attempt(self, url: Any, origin: str, lease: Lease) -> Attempt:
+        """The attempt to send to ``url`` (of ``origin``, admitted) with ``lease``: the one
+        remembered for them when there is one, else a new one, remembered."""
+        reference = getattr(url, "_uri_reference", None)
+        if not self._reuse_rounds or not isinstance(reference, tuple):
+            return Attempt(origin, lease)
+        key = reference[:4]
+        route = self._httpx_attempts.get(key)
+        if route is None or route[1].lease is not lease:
+            route = (key, Attempt(origin, lease))
+            self._httpx_attempts.put(key, route)
+        self._httpx_last = route
+        return route[1]
+
+
+def _httpx_plan(flow: Flow, attempt: Attempt, url: Any, response: Any) -> Plan | None:
+    """The flow's plan for an httpx or httpx2 response to a request sent to ``url``, or
+    ``None``: done with it.
+
+    The detector is asked first; only a response it does not call done is checked for
+    being ours (our token on the request, the origin it was authorised for: a request
+    whose URL is still the very object we admitted is, without formatting it).
+    """
+    status_code = response.status_code
+    content_type = response.headers.get("content-type", "")
+    step = judge_status(flow.detector, status_code, content_type)
+    if step is Step.DONE:
+        return None
     sent = response.request
-    status_code, content_type = response.status_code, response.headers.get("content-type", "")
-    step = judge_response(
-        attempt,
-        flow.detector,
-        status_code,
-        content_type,
-        str(sent.url),
-        sent.headers.get("authorization"),
-    )
-    return None if step is Step.DONE else flow.plan(attempt, step, status_code, content_type)
+    if sent.headers.get("authorization") != attempt.lease.header:
+        return None
+    if sent.url is not url and not same_origin(str(sent.url), attempt.origin):
+        return None
+    return flow.plan(attempt, step, status_code, content_type)
 
 
 def _httpx_prepare_resend(request: Any, rejected: Any, fresh: Lease) -> None:
     request.headers["Authorization"] = fresh.header
     httpx_carry_cookies(request, rejected)
+
+
+_UNSET: Any = object()
 
 
 class _RequestsRetry:
@@ -274,29 +409,50 @@ class _RequestsRetry:
     redirects. The flow judges only responses of the authorised origin that carried
     *this* attempt's token, and a resend carries a different token (the flow never
     resends the same one), so it retries at most once and keeps no state: one hook
-    serves every body-less request with the same lease and origin.
+    serves every body-less request with the same lease and origin. ``prefix`` is the
+    ``scheme://netloc/`` the request was admitted with, as written.
     """
 
-    __slots__ = ("attempt", "driver", "rewind")
+    __slots__ = ("attempt", "driver", "failure_statuses", "lease", "prefix", "rewind")
 
-    def __init__(self, driver: Driver, attempt: Attempt, rewind: Rewind) -> None:
+    def __init__(self, driver: Driver, attempt: Attempt, rewind: Rewind, prefix: str) -> None:
         self.driver = driver
         self.attempt = attempt
+        self.lease = attempt.lease
         self.rewind = rewind
+        self.prefix = prefix
+        self.failure_statuses = driver.flow.failure_statuses
 
-    def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
+    # requests calls a hook with the keyword arguments of Session.send (stream, timeout,
+    # verify, cert, proxies). Named, they cost no dict on the way in; collecting them in
+    # **kwargs would copy them into a new one for every response. _UNSET: not passed.
+    def __call__(
+        self,
+        r: requests.Response,
+        stream: Any = _UNSET,
+        timeout: Any = _UNSET,
+        verify: Any = _UNSET,
+        cert: Any = _UNSET,
+        proxies: Any = _UNSET,
+        **more: Any,
+    ) -> requests.Response:
+        statuses = self.failure_statuses
+        if statuses is not None and r.status_code not in statuses:
+            return r  # the full judgement would say done too, whosever response this is
+        named = (("stream", stream), ("timeout", timeout), ("verify", verify), ("cert", cert))
+        kwargs = {name: value for name, value in named if value is not _UNSET}
+        if proxies is not _UNSET:
+            kwargs["proxies"] = proxies
+        return self._judge(r, {**kwargs, **more})
+
+    def _judge(self, r: requests.Response, kwargs: dict[str, Any]) -> requests.Response:
+        """Judge ``r`` in full and resend when the flow says so (``kwargs``: what
+        requests passed the hook, to send the resend with)."""
         driver = self.driver
         flow = driver.flow
         content_type = r.headers.get("Content-Type", "")
-        step = judge_response(
-            self.attempt,
-            flow.detector,
-            r.status_code,
-            content_type,
-            r.request.url or "",
-            r.request.headers.get("Authorization"),
-        )
-        if step is Step.DONE:
+        step = judge_status(flow.detector, r.status_code, content_type)
+        if step is Step.DONE or not self._owns(r.request):
             return r
         plan = flow.plan(self.attempt, step, r.status_code, content_type)
         # At most body_limit() bytes, and with stream=True only what can be read
@@ -321,3 +477,11 @@ class _RequestsRetry:
         retried = ResentResponse.after(connection.send(prep, **kwargs), r)
         retried.request = prep
         return retried
+
+    def _owns(self, sent: requests.PreparedRequest) -> bool:
+        """Whether ``sent`` carried this attempt's token to the origin it was authorised
+        for (a URL that starts with the admitted prefix does, without parsing it)."""
+        if sent.headers.get("Authorization") != self.lease.header:
+            return False
+        url = sent.url or ""
+        return url.startswith(self.prefix) or same_origin(url, self.attempt.origin)
