@@ -53,6 +53,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _NOT_AN_ADDRESS = re.compile(r"[^0-9a-f.:/\[\]]")
 
 K = TypeVar("K")
+#: The entries of every RecentlyUsed before its first put (never written to).
+_NOTHING_YET: OrderedDict[object, object] = OrderedDict()
 V = TypeVar("V")
 
 
@@ -74,8 +76,9 @@ class RecentlyUsed(Generic[K, V]):
     def __init__(self, limit: int) -> None:
         self.limit = limit
         #: in order of use, the least recent first; hot paths may read it directly
-        #: (``get`` then ``move_to_end``) to save a call
-        self.entries: OrderedDict[K, V] = OrderedDict()
+        #: (``get`` then ``move_to_end``) to save a call. Until the first ``put`` it is a
+        #: shared empty map that nobody writes to: most objects never need their caches.
+        self.entries: OrderedDict[K, V] = _NOTHING_YET  # type: ignore[assignment]
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -95,6 +98,8 @@ class RecentlyUsed(Generic[K, V]):
         """Remember ``value`` for ``key`` as the most recently used; forget the least
         recently used entries beyond ``limit``."""
         entries = self.entries
+        if entries is _NOTHING_YET:  # two threads may both get here: one map wins, fine
+            entries = self.entries = OrderedDict()
         entries.pop(key, None)  # a new entry goes to the end; an old one must move there
         entries[key] = value
         while len(entries) > self.limit:
