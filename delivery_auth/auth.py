@@ -4,7 +4,12 @@ One :class:`DeliveryAuth` object is at once a ``requests.auth.AuthBase``, an
 ``httpx.Auth`` and (when httpx2 is installed) an ``httpx2.Auth``. Every decision is
 made by :mod:`delivery_auth.flow`, whose plans the drivers of :mod:`delivery_auth._drive`
 carry out, and every token comes from the engine; this module only moves headers,
-bodies and responses, and sends.
+bodies and responses, and sends (requests' response hook is in
+:mod:`delivery_auth._requests_hook`).
+
+A call to an origin that an earlier call with the engine's current lease went to reuses
+what that call worked out (host verdict, :class:`~delivery_auth.flow.Attempt`, requests
+hook), kept per origin in bounded LRU caches; see ``DeliveryAuth._reuse_rounds``.
 
 Example::
 
@@ -30,7 +35,8 @@ import requests
 from requests.auth import AuthBase
 
 from ._drive import Driver
-from ._peek import aread_httpx_body, read_httpx_body, read_requests_body
+from ._peek import aread_httpx_body, read_httpx_body
+from ._requests_hook import RequestsRetry
 from .engine import Lease, TokenEngine, await_future
 from .flow import (
     Attempt,
@@ -44,12 +50,9 @@ from .flow import (
 )
 from .hosts import ORIGIN_CACHE_LIMIT, HostPolicy, RecentlyUsed
 from .replay import (
-    ResentResponse,
-    Rewind,
     SeekPoints,
     httpx_carry_cookies,
     httpx_rewind,
-    requests_carry_cookies,
     seek_point,
 )
 from .token import Token
@@ -103,8 +106,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         # The cached paths (see _reuse_rounds): each entry is valid while its lease is
         # the engine's current one (identity) and not due for refresh.
         # requests: "scheme://netloc/" as written -> the hook of body-less calls there
-        self._requests_hooks: RecentlyUsed[str, _RequestsRetry] = RecentlyUsed(ORIGIN_CACHE_LIMIT)
-        self._requests_last: _RequestsRetry | None = None  # the last one used, checked first
+        self._requests_hooks: RecentlyUsed[str, RequestsRetry] = RecentlyUsed(ORIGIN_CACHE_LIMIT)
+        self._requests_last: RequestsRetry | None = None  # the last one used, checked first
         # httpx/httpx2: parsed (scheme, userinfo, host, port) -> (that key, the attempt
         # to send there), and the last one used, checked first
         self._httpx_attempts: RecentlyUsed[tuple[object, ...], _Route] = RecentlyUsed(
@@ -225,7 +228,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
                 return r
         return self._requests_round(r, url, body)
 
-    def _recall_hook(self, url: str, current: Lease | None) -> _RequestsRetry | None:
+    def _recall_hook(self, url: str, current: Lease | None) -> RequestsRetry | None:
         """The hook remembered for ``url``'s origin with the ``current`` lease, now also the
         last one used; ``None`` when there is none (or :attr:`_reuse_rounds` is off)."""
         if not self._reuse_rounds:
@@ -261,13 +264,13 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             # carries this lease to this origin.
             hook = self._requests_hooks.get(key) if self._reuse_rounds else None
             if hook is None or hook.lease is not lease:
-                hook = _RequestsRetry(self._driver, Attempt(origin, lease), None, key)
+                hook = RequestsRetry(self._driver, Attempt(origin, lease), None, key)
                 if self._reuse_rounds:
                     self._requests_hooks.put(key, hook)
             if self._reuse_rounds:
                 self._requests_last = hook
         else:
-            hook = _RequestsRetry(self._driver, Attempt(origin, lease), seek_point(body), key)
+            hook = RequestsRetry(self._driver, Attempt(origin, lease), seek_point(body), key)
         # What register_hook does for a callable, without its per-call type checks (and
         # without failing on a hand-built PreparedRequest that lacks the list).
         r.hooks.setdefault("response", []).append(hook)
@@ -397,91 +400,3 @@ def _httpx_plan(flow: Flow, attempt: Attempt, url: Any, response: Any) -> Plan |
 def _httpx_prepare_resend(request: Any, rejected: Any, fresh: Lease) -> None:
     request.headers["Authorization"] = fresh.header
     httpx_carry_cookies(request, rejected)
-
-
-_UNSET: Any = object()
-
-
-class _RequestsRetry:
-    """The response hook of one authorised requests call (``HTTPDigestAuth``'s model).
-
-    requests copies hooks onto redirected requests, so this also sees responses after
-    redirects. The flow judges only responses of the authorised origin that carried
-    *this* attempt's token, and a resend carries a different token (the flow never
-    resends the same one), so it retries at most once and keeps no state: one hook
-    serves every body-less request with the same lease and origin. ``prefix`` is the
-    ``scheme://netloc/`` the request was admitted with, as written.
-    """
-
-    __slots__ = ("attempt", "driver", "failure_statuses", "lease", "prefix", "rewind")
-
-    def __init__(self, driver: Driver, attempt: Attempt, rewind: Rewind, prefix: str) -> None:
-        self.driver = driver
-        self.attempt = attempt
-        self.lease = attempt.lease
-        self.rewind = rewind
-        self.prefix = prefix
-        self.failure_statuses = driver.flow.failure_statuses
-
-    # requests calls a hook with the keyword arguments of Session.send (stream, timeout,
-    # verify, cert, proxies). Named, they cost no dict on the way in; collecting them in
-    # **kwargs would copy them into a new one for every response. _UNSET: not passed.
-    def __call__(
-        self,
-        r: requests.Response,
-        stream: Any = _UNSET,
-        timeout: Any = _UNSET,
-        verify: Any = _UNSET,
-        cert: Any = _UNSET,
-        proxies: Any = _UNSET,
-        **more: Any,
-    ) -> requests.Response:
-        statuses = self.failure_statuses
-        if statuses is not None and r.status_code not in statuses:
-            return r  # the full judgement would say done too, whosever response this is
-        named = (("stream", stream), ("timeout", timeout), ("verify", verify), ("cert", cert))
-        kwargs = {name: value for name, value in named if value is not _UNSET}
-        if proxies is not _UNSET:
-            kwargs["proxies"] = proxies
-        return self._judge(r, {**kwargs, **more})
-
-    def _judge(self, r: requests.Response, kwargs: dict[str, Any]) -> requests.Response:
-        """Judge ``r`` in full and resend when the flow says so (``kwargs``: what
-        requests passed the hook, to send the resend with)."""
-        driver = self.driver
-        flow = driver.flow
-        content_type = r.headers.get("Content-Type", "")
-        step = judge_status(flow.detector, r.status_code, content_type)
-        if step is Step.DONE or not self._owns(r.request):
-            return r
-        plan = flow.plan(self.attempt, step, r.status_code, content_type)
-        # At most body_limit() bytes, and with stream=True only what can be read
-        # without taking bytes from a user of r.raw (see _peek).
-        streaming = kwargs.get("stream", True)
-        fresh = driver.run(
-            plan, lambda detector: read_requests_body(r, detector, streaming), self.rewind
-        )
-        if fresh is None:
-            return r
-        # Free the connection before sending again on the same adapter.
-        r.content  # noqa: B018
-        r.close()
-        prep = r.request.copy()
-        requests_carry_cookies(prep, r)
-        prep.headers["Authorization"] = fresh.header
-        # requests follows a redirect of the resent request by copying the request it
-        # first sent: give that one the fresh token too, or the redirect would carry the
-        # dead token (and this hook, judging it, would resend a second time).
-        r.request.headers["Authorization"] = fresh.header
-        connection = r.connection
-        retried = ResentResponse.after(connection.send(prep, **kwargs), r)
-        retried.request = prep
-        return retried
-
-    def _owns(self, sent: requests.PreparedRequest) -> bool:
-        """Whether ``sent`` carried this attempt's token to the origin it was authorised
-        for (a URL that starts with the admitted prefix does, without parsing it)."""
-        if sent.headers.get("Authorization") != self.lease.header:
-            return False
-        url = sent.url or ""
-        return url.startswith(self.prefix) or same_origin(url, self.attempt.origin)
