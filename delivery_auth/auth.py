@@ -214,12 +214,26 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         if body is None or isinstance(body, (bytes, str)):
             # The cached path: a body-less call to an origin that a call with the engine's
             # current lease went to before. Its hook is stateless (nothing to rewind), so
-            # the host verdict, the header and the hook are all known already.
+            # the host verdict, the header and the hook are all known already. The last
+            # hook used is tried first, then the one remembered for the URL's prefix.
             current = self._engine.lease
             hook = self._requests_last
             if hook is None or hook.lease is not current or not url.startswith(hook.prefix):
-                hook = self._recall_hook(url, current)
-            if hook is not None and monotonic() < hook.lease.refresh_at:
+                # Keys are "scheme://netloc/" prefixes as written (see _requests_round),
+                # and any URL that starts with one has its origin and verdict. So any
+                # slice of the URL that is found is right; this one (up to the first "/"
+                # past "https://") is cheap, and "" (no such "/") is never found.
+                key = url[: url.find("/", 8) + 1]
+                entries = self._requests_hooks.entries  # RecentlyUsed.get, inlined
+                hook = entries.get(key)
+                if hook is None or hook.lease is not current:
+                    return self._requests_round(r, url, body)
+                try:  # noqa: SIM105 - contextlib.suppress costs more than this lookup
+                    entries.move_to_end(key)
+                except KeyError:  # evicted by another thread meanwhile
+                    pass
+                self._requests_last = hook
+            if monotonic() < hook.lease.refresh_at:
                 r.headers["Authorization"] = hook.lease.header
                 try:
                     r.hooks["response"].append(hook)
@@ -227,29 +241,6 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
                     r.hooks["response"] = [hook]
                 return r
         return self._requests_round(r, url, body)
-
-    def _recall_hook(self, url: str, current: Lease | None) -> RequestsRetry | None:
-        """The hook remembered for ``url``'s origin with the ``current`` lease, now also the
-        last one used; ``None`` when there is none (or :attr:`_reuse_rounds` is off)."""
-        if not self._reuse_rounds:
-            return None
-        # Keys are "scheme://netloc/" prefixes as written (see _requests_round), and any
-        # URL that starts with one has its origin and verdict. So any slice of the URL
-        # that is found is right; this one (the first "/" past "https://") is cheap.
-        end = url.find("/", 8)
-        if end < 0:
-            return None
-        key = url[: end + 1]
-        entries = self._requests_hooks.entries  # RecentlyUsed.get, inlined: a hot path
-        hook = entries.get(key)
-        if hook is None or hook.lease is not current:
-            return None
-        try:  # noqa: SIM105 - contextlib.suppress costs more than this whole lookup
-            entries.move_to_end(key)
-        except KeyError:  # evicted by another thread meanwhile
-            pass
-        self._requests_last = hook
-        return hook
 
     def _requests_round(
         self, r: requests.PreparedRequest, url: str, body: object
