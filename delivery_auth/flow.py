@@ -118,18 +118,25 @@ class FailureDetector(Protocol):
 class StatusFailureDetector:
     """The default detector: an auth failure is one of ``statuses`` (HTTP 401).
 
+    Immutable: the auth objects read its ``failure_statuses`` once, when they are built.
+
     Example::
 
         StatusFailureDetector({401, 419})
     """
 
-    __slots__ = ("statuses",)
+    __slots__ = ("_statuses",)
 
     def __init__(self, statuses: Collection[int] = (401,)) -> None:
-        self.statuses = frozenset(statuses)
+        self._statuses = frozenset(statuses)
 
     def __repr__(self) -> str:
-        return f"StatusFailureDetector({sorted(self.statuses)!r})"
+        return f"StatusFailureDetector({sorted(self._statuses)!r})"
+
+    @property
+    def statuses(self) -> frozenset[int]:
+        """The statuses that mean "this token is no longer accepted"."""
+        return self._statuses
 
     @property
     def failure_statuses(self) -> frozenset[int] | None:
@@ -140,14 +147,14 @@ class StatusFailureDetector:
             cls.needs_body is StatusFailureDetector.needs_body
             and cls.is_auth_failure is StatusFailureDetector.is_auth_failure
         ):
-            return self.statuses
+            return self._statuses
         return None
 
     def needs_body(self, status_code: int, content_type: str) -> bool:
         return False
 
     def is_auth_failure(self, status_code: int, content_type: str, body: bytes | None) -> bool:
-        return status_code in self.statuses
+        return status_code in self._statuses
 
 
 class Step(enum.Enum):

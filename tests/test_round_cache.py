@@ -254,7 +254,10 @@ class TestDoneFromTheStatus:
             flow.send(html)
 
     def test_only_plain_status_detectors_skip_the_detector(self) -> None:
-        assert StatusFailureDetector({401, 419}).failure_statuses == frozenset({401, 419})
+        plain = StatusFailureDetector({401, 419})
+        assert plain.failure_statuses == plain.statuses == frozenset({401, 419})
+        with pytest.raises(AttributeError):  # read once by the auth: it must not change
+            plain.statuses = frozenset({403})  # type: ignore[misc]
 
         class ReadsBodies(StatusFailureDetector):
             def needs_body(self, status_code: int, content_type: str) -> bool:
