@@ -230,7 +230,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
                     return self._requests_round(r, url, body)
                 try:  # noqa: SIM105 - contextlib.suppress costs more than this lookup
                     entries.move_to_end(key)
-                except KeyError:  # evicted by another thread meanwhile
+                except KeyError:  # pragma: no cover - evicted by another thread meanwhile
                     pass
                 self._requests_last = hook
             if monotonic() < hook.lease.refresh_at:
@@ -345,7 +345,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
                 return None
             try:  # noqa: SIM105 - contextlib.suppress costs more than this whole lookup
                 entries.move_to_end(key)
-            except KeyError:  # evicted by another thread meanwhile
+            except KeyError:  # pragma: no cover - evicted by another thread meanwhile
                 pass
             self._httpx_last = route
         if current is not None and monotonic() < current.refresh_at:

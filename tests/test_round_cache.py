@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -412,6 +413,89 @@ class TestManyOrigins:
         old, new = sent[0], f"Bearer {auth.get_token().access_token}"
         assert sent == [old] * 5 + [new] * 2
         assert len(server.state.token_requests) == 2
+
+
+# -- what the cached paths never skip ------------------------------------------------------
+
+
+def static_auth(token: Token) -> tuple[DeliveryAuth, list[str]]:
+    """An auth object serving ``token`` and never another one, and a list of the engine's
+    ``current``/``acurrent`` calls."""
+    engine = TokenEngine(
+        CountingSource(),
+        cache=MemoryTokenCache(),
+        key="k",
+        policy=RefreshPolicy(),
+        format_header=lambda token: f"Bearer {token.access_token}",
+        initial=token,
+        refreshable=False,  # no background refresh: nothing changes behind the test
+    )
+    calls: list[str] = []
+    current, acurrent = engine.current, engine.acurrent
+
+    def counting(*, fresh: bool = False) -> Lease:
+        calls.append("current")
+        return current(fresh=fresh)
+
+    async def acounting(*, fresh: bool = False) -> Lease:
+        calls.append("acurrent")
+        return await acurrent(fresh=fresh)
+
+    engine.current = counting  # type: ignore[method-assign]
+    engine.acurrent = acounting  # type: ignore[method-assign]
+    return DeliveryAuth(engine), calls
+
+
+def three_rounds(auth: DeliveryAuth) -> list[str]:
+    """Three calls through each adapter; the headers they sent."""
+    sent = []
+    for _ in range(3):
+        prepared = requests.Request("GET", API).prepare()
+        auth(prepared)
+        sent.append(prepared.headers["Authorization"])
+        flow = auth.sync_auth_flow(httpx.Request("GET", API))
+        sent.append(next(flow).headers["Authorization"])
+
+        async def once() -> str:
+            aflow = auth.async_auth_flow(httpx.Request("GET", API))
+            return str((await aflow.__anext__()).headers["Authorization"])
+
+        sent.append(asyncio.run(once()))
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("age", "expected"),
+    [
+        # fresh: the engine once for requests, once for httpx (sync and async share)
+        (0.0, ["current", "current"]),
+        (2000.0, ["current", "current", "acurrent"] * 3),  # due for refresh: every time
+    ],
+)
+def test_a_lease_due_for_refresh_always_goes_to_the_engine(age: float, expected: list[str]) -> None:
+    # Due for refresh after half its lifetime, still usable until a minute before the end.
+    token = Token("static", lifetime=3600, obtained_at=time.monotonic() - age)
+    auth, calls = static_auth(token)
+    assert three_rounds(auth) == ["Bearer static"] * 9
+    assert calls == expected
+
+
+def test_url_objects_other_than_httpx_s_are_checked_every_time(parses: list[str]) -> None:
+    class PlainRequest:
+        def __init__(self, url: str) -> None:
+            self.url = url  # no parsed parts to key a cache with
+            self.headers: dict[str, str] = {}
+            self.stream = httpx.ByteStream(b"")
+
+    auth = offline_auth(allowed_hosts=["api.example.com"])
+    for _ in range(2):
+        flow = auth.sync_auth_flow(PlainRequest(API))
+        assert next(flow).headers["Authorization"] == "Bearer token-1"
+        with pytest.raises(StopIteration):
+            flow.send(StatusOnlyResponse(200))
+    with pytest.raises(DisallowedHostError):
+        next(auth.sync_auth_flow(PlainRequest(EVIL)))
+    assert parses == [API, EVIL]  # the verdict by URL prefix is still remembered
 
 
 # -- the opt-out for subclasses ------------------------------------------------------------
