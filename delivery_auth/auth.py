@@ -4,7 +4,12 @@ One :class:`DeliveryAuth` object is at once a ``requests.auth.AuthBase``, an
 ``httpx.Auth`` and (when httpx2 is installed) an ``httpx2.Auth``. Every decision is
 made by :mod:`delivery_auth.flow`, whose plans the drivers of :mod:`delivery_auth._drive`
 carry out, and every token comes from the engine; this module only moves headers,
-bodies and responses, and sends.
+bodies and responses, and sends (requests' response hook is in
+:mod:`delivery_auth._requests_hook`).
+
+A call to an origin that an earlier call with the engine's current lease went to reuses
+what that call worked out (host verdict, :class:`~delivery_auth.flow.Attempt`, requests
+hook), kept per origin in bounded LRU caches; see ``DeliveryAuth._reuse_rounds``.
 
 Example::
 
@@ -20,11 +25,10 @@ import concurrent.futures
 import functools
 import logging
 import threading
-from collections.abc import AsyncGenerator, Generator, Mapping, MutableMapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from time import monotonic
 from types import TracebackType
-from typing import Any
-from urllib.parse import urljoin
+from typing import Any, ClassVar
 
 import httpx
 import requests
@@ -32,18 +36,25 @@ from requests.auth import AuthBase
 
 from . import _decorate
 from ._drive import Driver
-from ._peek import aread_httpx_body, read_httpx_body, read_requests_body
+from ._peek import aread_httpx_body, read_httpx_body
+from ._requests_hook import RequestsRetry
 from .engine import Lease, TokenEngine, await_future
-from .flow import Attempt, FailureDetector, Flow, Plan, StatusFailureDetector, Step, judge_response
-from .headers import check_default_headers, check_header_name
-from .hosts import HostPolicy, origin_of
+from .flow import (
+    Attempt,
+    FailureDetector,
+    Flow,
+    Plan,
+    StatusFailureDetector,
+    Step,
+    judge_status,
+    same_origin,
+)
+from .headers import add_missing, check_default_headers, check_header_name
+from .hosts import ORIGIN_CACHE_LIMIT, HostPolicy, RecentlyUsed
 from .replay import (
-    ResentResponse,
-    Rewind,
-    ahttpx_rewind,
+    SeekPoints,
     httpx_carry_cookies,
     httpx_rewind,
-    requests_carry_cookies,
     seek_point,
 )
 from .token import Token
@@ -57,6 +68,9 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 
 __all__ = ["DeliveryAuth"]
+
+#: httpx's parsed (scheme, userinfo, host, port) of an origin, and the attempt to send there
+_Route = tuple[tuple[object, ...], Attempt]
 
 logger = logging.getLogger("delivery_auth")
 
@@ -76,9 +90,16 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
     requires_request_body = False
     requires_response_body = False
     #: Computes each request's headers from the request itself (a signature, a second
-    #: token on some requests); ``None``, the default, keeps the fast paths below. Set by
-    #: subclasses that need it (see :mod:`delivery_auth._decorate`).
+    #: token on some requests); ``None``, the default, keeps the cached paths below. Set
+    #: by subclasses that need it (see :mod:`delivery_auth._decorate`).
     _decorator: _decorate.RequestDecorator | None = None
+
+    #: Whether a call may reuse what an earlier call to the same origin worked out while
+    #: the engine's lease is unchanged (the host verdict, the :class:`Attempt`, the
+    #: requests hook), skipping the engine and the host check. A subclass that must see
+    #: every request on its way out (to sign it, say) sets this to ``False``; then every
+    #: call takes the full path (:meth:`_requests_round`, :meth:`_httpx_attempt`).
+    _reuse_rounds: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -94,9 +115,19 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         self._header = check_header_name(header, "header")
         self._default_headers = check_default_headers(default_headers)
         detector = failure_detector or StatusFailureDetector()
-        self._driver = Driver(engine, Flow(detector, self._cannot_refresh, self._header))
-        # ("scheme://netloc/", lease, hook) of the last body-less requests call: __call__
-        self._requests_fast: tuple[str, Lease, _RequestsRetry] | None = None
+        self._flow = Flow(detector, self._cannot_refresh, self._header)
+        self._driver = Driver(engine, self._flow)
+        # The cached paths (see _reuse_rounds): each entry is valid while its lease is
+        # the engine's current one (identity) and not due for refresh.
+        # requests: "scheme://netloc/" as written -> the hook of body-less calls there
+        self._requests_hooks: RecentlyUsed[str, RequestsRetry] = RecentlyUsed(ORIGIN_CACHE_LIMIT)
+        self._requests_last: RequestsRetry | None = None  # the last one used, checked first
+        # httpx/httpx2: parsed (scheme, userinfo, host, port) -> (that key, the attempt
+        # to send there), and the last one used, checked first
+        self._httpx_attempts: RecentlyUsed[tuple[object, ...], _Route] = RecentlyUsed(
+            ORIGIN_CACHE_LIMIT
+        )
+        self._httpx_last: _Route | None = None
 
     # -- identity ---------------------------------------------------------------------
 
@@ -209,39 +240,61 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             return _decorate.prepare_requests(self._decorator, self._hosts, self._driver, r)
         url = r.url or ""
         body: object = r.body  # typed bytes | str | None, but files and generators come too
-        # The cached path: the same origin as the last body-less request, whose lease is
-        # still the engine's current one and not yet due for refresh. Then the verdict of
-        # the host check, the header and the (stateless) hook are all known already.
-        fast = self._requests_fast
-        if fast is not None and (body is None or isinstance(body, (bytes, str))):
-            # "scheme://netloc/": requests always gives a URL a path, and what follows the
-            # netloc cannot change the host, so this prefix decides the verdict.
-            prefix_slash, lease, hook = fast
-            if (
-                lease is self._engine.lease
-                and url.startswith(prefix_slash)
-                and monotonic() < lease.refresh_at
-            ):
-                r.headers[self._header] = lease.header
+        if body is None or isinstance(body, (bytes, str)):
+            # The cached path: a body-less call to an origin that a call with the engine's
+            # current lease went to before. Its hook is stateless (nothing to rewind), so
+            # the host verdict, the header and the hook are all known already. The last
+            # hook used is tried first, then the one remembered for the URL's prefix.
+            current = self._engine.lease
+            hook = self._requests_last
+            if hook is None or hook.lease is not current or not url.startswith(hook.prefix):
+                # Keys are "scheme://netloc/" prefixes as written (see _requests_round),
+                # and any URL that starts with one has its origin and verdict. So any
+                # slice of the URL that is found is right; this one (up to the first "/"
+                # past "https://") is cheap, and "" (no such "/") is never found.
+                key = url[: url.find("/", 8) + 1]
+                entries = self._requests_hooks.entries  # RecentlyUsed.get, inlined
+                hook = entries.get(key)
+                if hook is None or hook.lease is not current:
+                    return self._requests_round(r, url, body)
+                try:  # noqa: SIM105 - contextlib.suppress costs more than this lookup
+                    entries.move_to_end(key)
+                except KeyError:  # pragma: no cover - evicted by another thread meanwhile
+                    pass
+                self._requests_last = hook
+            if monotonic() < hook.lease.refresh_at:
+                r.headers[self._header] = hook.lease.header
                 if self._default_headers:
-                    _add_missing(r.headers, self._default_headers)
+                    add_missing(r.headers, self._default_headers)
                 try:
                     r.hooks["response"].append(hook)
                 except KeyError:  # a hand-built PreparedRequest without the list
                     r.hooks["response"] = [hook]
                 return r
+        return self._requests_round(r, url, body)
+
+    def _requests_round(
+        self, r: requests.PreparedRequest, url: str, body: object
+    ) -> requests.PreparedRequest:
+        """The full path of a requests call: host check, lease, response hook."""
         prefix, origin = self._hosts.admit(url)
         lease = self._engine.current()
         r.headers[self._header] = lease.header
         if self._default_headers:
-            _add_missing(r.headers, self._default_headers)
+            add_missing(r.headers, self._default_headers)
+        key = prefix + "/"
         if body is None or isinstance(body, (bytes, str)):
             # Nothing to rewind: the hook is stateless, so one serves every request that
             # carries this lease to this origin.
-            hook = _RequestsRetry(self._driver, Attempt(origin, lease), None)
-            self._requests_fast = (prefix + "/", lease, hook)
+            hook = self._requests_hooks.get(key) if self._reuse_rounds else None
+            if hook is None or hook.lease is not lease:
+                hook = RequestsRetry(self._driver, Attempt(origin, lease), None, key)
+                if self._reuse_rounds:
+                    self._requests_hooks.put(key, hook)
+            if self._reuse_rounds:
+                self._requests_last = hook
         else:
-            hook = _RequestsRetry(self._driver, Attempt(origin, lease), seek_point(body))
+            hook = RequestsRetry(self._driver, Attempt(origin, lease), seek_point(body), key)
         # What register_hook does for a callable, without its per-call type checks (and
         # without failing on a hand-built PreparedRequest that lacks the list).
         r.hooks.setdefault("response", []).append(hook)
@@ -258,14 +311,20 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             if sent.resend((yield request)):
                 yield request
             return
-        origin = self._hosts.origin_for_url(request.url)
-        lease = self._engine.current()
-        request.headers[self._header] = lease.header
+        url = request.url  # immutable: a response whose request has this one is from here
+        attempt = self._cached_attempt(url)
+        if attempt is None:
+            origin = self._hosts.origin_for_url(url)  # refused hosts never cost a token
+            attempt = self._httpx_attempt(url, origin, self._engine.current())
+        request.headers[self._header] = attempt.lease.header
         if self._default_headers:
-            _add_missing(request.headers, self._default_headers)
+            add_missing(request.headers, self._default_headers)
         rewind = httpx_rewind(request)
         response = yield request
-        plan = _httpx_plan(self._driver.flow, Attempt(origin, lease), response)
+        statuses = self._flow.failure_statuses
+        if statuses is not None and response.status_code not in statuses:
+            return  # the full judgement would say done too, whosever response this is
+        plan = _httpx_plan(self._flow, attempt, url, response)
         if plan is None:
             return
         fresh = self._driver.run(plan, functools.partial(read_httpx_body, response), rewind)
@@ -282,14 +341,22 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             if await sent.aresend((yield request)):
                 yield request
             return
-        origin = self._hosts.origin_for_url(request.url)
-        lease = await self._engine.acurrent()
-        request.headers[self._header] = lease.header
+        url = request.url
+        attempt = self._cached_attempt(url)
+        if attempt is None:
+            origin = self._hosts.origin_for_url(url)
+            attempt = self._httpx_attempt(url, origin, await self._engine.acurrent())
+        request.headers[self._header] = attempt.lease.header
         if self._default_headers:
-            _add_missing(request.headers, self._default_headers)
-        rewind = await ahttpx_rewind(request)
+            add_missing(request.headers, self._default_headers)
+        rewind = httpx_rewind(request, asynchronous=True)
+        if isinstance(rewind, SeekPoints):  # async files report where they stand: await it
+            rewind = await rewind.settle()
         response = yield request
-        plan = _httpx_plan(self._driver.flow, Attempt(origin, lease), response)
+        statuses = self._flow.failure_statuses
+        if statuses is not None and response.status_code not in statuses:
+            return
+        plan = _httpx_plan(self._flow, attempt, url, response)
         if plan is None:
             return
         fresh = await self._driver.arun(plan, functools.partial(aread_httpx_body, response), rewind)
@@ -297,103 +364,80 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
             _httpx_prepare_resend(request, response, fresh, self._header)
             yield request
 
+    def _cached_attempt(self, url: Any) -> Attempt | None:
+        """The attempt an earlier call to ``url``'s origin made with the engine's current
+        lease, while that lease is not due for refresh; else ``None``.
 
-def _httpx_plan(flow: Flow, attempt: Attempt, response: Any) -> Plan | None:
-    """The flow's plan for an httpx or httpx2 response, or ``None``: done with it."""
+        Origins are told apart by httpx's parsed ``(scheme, userinfo, host, port)``,
+        which decides everything the host check looks at (see
+        :meth:`HostPolicy.origin_for_url`); the last one used is compared part by part,
+        which costs less than hashing a new key.
+        """
+        reference = getattr(url, "_uri_reference", None)  # httpx's parsed URL tuple
+        if not isinstance(reference, tuple):
+            return None
+        current = self._engine.lease
+        route = self._httpx_last
+        if (
+            route is None
+            or route[1].lease is not current
+            or reference[2] != route[0][2]  # the host first: it differs most often
+            or reference[3] != route[0][3]
+            or reference[0] != route[0][0]
+            or reference[1] != route[0][1]
+        ):
+            if not self._reuse_rounds:
+                return None
+            key = reference[:4]
+            entries = self._httpx_attempts.entries  # RecentlyUsed.get, inlined: a hot path
+            route = entries.get(key)
+            if route is None or route[1].lease is not current:
+                return None
+            try:  # noqa: SIM105 - contextlib.suppress costs more than this whole lookup
+                entries.move_to_end(key)
+            except KeyError:  # pragma: no cover - evicted by another thread meanwhile
+                pass
+            self._httpx_last = route
+        if current is not None and monotonic() < current.refresh_at:
+            return route[1]
+        return None
+
+    def _httpx_attempt(self, url: Any, origin: str, lease: Lease) -> Attempt:
+        """The attempt to send to ``url`` (of ``origin``, admitted) with ``lease``: the one
+        remembered for them when there is one, else a new one, remembered."""
+        reference = getattr(url, "_uri_reference", None)
+        if not self._reuse_rounds or not isinstance(reference, tuple):
+            return Attempt(origin, lease)
+        key = reference[:4]
+        route = self._httpx_attempts.get(key)
+        if route is None or route[1].lease is not lease:
+            route = (key, Attempt(origin, lease))
+            self._httpx_attempts.put(key, route)
+        self._httpx_last = route
+        return route[1]
+
+
+def _httpx_plan(flow: Flow, attempt: Attempt, url: Any, response: Any) -> Plan | None:
+    """The flow's plan for an httpx or httpx2 response to a request sent to ``url``, or
+    ``None``: done with it.
+
+    The detector is asked first; only a response it does not call done is checked for
+    being ours (our token on the request, the origin it was authorised for: a request
+    whose URL is still the very object we admitted is, without formatting it).
+    """
+    status_code = response.status_code
+    content_type = response.headers.get("content-type", "")
+    step = judge_status(flow.detector, status_code, content_type)
+    if step is Step.DONE:
+        return None
     sent = response.request
-    status_code, content_type = response.status_code, response.headers.get("content-type", "")
-    step = judge_response(
-        attempt,
-        flow.detector,
-        status_code,
-        content_type,
-        str(sent.url),
-        sent.headers.get(flow.header),
-    )
-    return None if step is Step.DONE else flow.plan(attempt, step, status_code, content_type)
+    if sent.headers.get(flow.header) != attempt.lease.header:
+        return None
+    if sent.url is not url and not same_origin(str(sent.url), attempt.origin):
+        return None
+    return flow.plan(attempt, step, status_code, content_type)
 
 
 def _httpx_prepare_resend(request: Any, rejected: Any, fresh: Lease, header: str) -> None:
     request.headers[header] = fresh.header
     httpx_carry_cookies(request, rejected)
-
-
-def _add_missing(headers: MutableMapping[str, str], defaults: tuple[tuple[str, str], ...]) -> None:
-    """Set each default header the request does not set itself (names compare
-    case-insensitively in both clients' header maps)."""
-    for name, value in defaults:
-        if name not in headers:
-            headers[name] = value
-
-
-class _RequestsRetry:
-    """The response hook of one authorised requests call (``HTTPDigestAuth``'s model).
-
-    requests copies hooks onto redirected requests, so this also sees responses after
-    redirects. The flow judges only responses of the authorised origin that carried
-    *this* attempt's token, and a resend carries a different token (the flow never
-    resends the same one), so it retries at most once and keeps no state: one hook
-    serves every body-less request with the same lease and origin.
-    """
-
-    __slots__ = ("attempt", "driver", "rewind")
-
-    def __init__(self, driver: Driver, attempt: Attempt, rewind: Rewind) -> None:
-        self.driver = driver
-        self.attempt = attempt
-        self.rewind = rewind
-
-    def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
-        driver = self.driver
-        flow = driver.flow
-        header = flow.header
-        if header != "Authorization" and r.is_redirect:
-            # requests drops only Authorization on a redirect to another origin: drop
-            # a credential sent in another header before it copies the request.
-            _drop_across_origins(r, header, self.attempt.origin)
-        content_type = r.headers.get("Content-Type", "")
-        step = judge_response(
-            self.attempt,
-            flow.detector,
-            r.status_code,
-            content_type,
-            r.request.url or "",
-            r.request.headers.get(header),
-        )
-        if step is Step.DONE:
-            return r
-        plan = flow.plan(self.attempt, step, r.status_code, content_type)
-        # At most body_limit() bytes, and with stream=True only what can be read
-        # without taking bytes from a user of r.raw (see _peek).
-        streaming = kwargs.get("stream", True)
-        fresh = driver.run(
-            plan, lambda detector: read_requests_body(r, detector, streaming), self.rewind
-        )
-        if fresh is None:
-            return r
-        # Free the connection before sending again on the same adapter.
-        r.content  # noqa: B018
-        r.close()
-        prep = r.request.copy()
-        requests_carry_cookies(prep, r)
-        prep.headers[header] = fresh.header
-        # requests follows a redirect of the resent request by copying the request it
-        # first sent: give that one the fresh token too, or the redirect would carry the
-        # dead token (and this hook, judging it, would resend a second time).
-        r.request.headers[header] = fresh.header
-        connection = r.connection
-        retried = ResentResponse.after(connection.send(prep, **kwargs), r)
-        retried.request = prep
-        return retried
-
-
-def _drop_across_origins(r: requests.Response, header: str, origin: str) -> None:
-    """Remove ``header`` from the request requests will copy to follow redirect ``r``
-    when the redirect leaves ``origin``."""
-    target = urljoin(r.url or "", r.headers.get("location", ""))
-    try:
-        same = origin_of(target) == origin
-    except ValueError:
-        same = False
-    if not same:
-        r.request.headers.pop(header, None)

@@ -9,7 +9,10 @@ httpx, httpx2; sync or async) do the I/O, every decision is made here on plain v
    for that, and the first send is the hot path: it stays in the adapter.)
 2. :func:`judge_response` judges the response from its status line and headers: done
    (most responses end here, and no plan is made for them), read the body first, or
-   retry.
+   retry. The detector is asked first (:func:`judge_status`), and only a response it
+   does not call done is checked for being ours: most responses are done from their
+   status alone, and with a status-only detector (:attr:`Flow.failure_statuses`) the
+   adapters decide that without reading a single header.
 3. Otherwise :meth:`Flow.plan` describes what follows, as a :data:`Plan`: a generator
    that yields instructions and receives the driver's answers:
 
@@ -73,8 +76,12 @@ __all__ = [
     "Step",
     "body_limit",
     "declared_length",
+    "failure_statuses",
     "judge_body",
     "judge_response",
+    "judge_status",
+    "owned",
+    "same_origin",
 ]
 
 logger = logging.getLogger("delivery_auth")
@@ -92,6 +99,15 @@ class FailureDetector(Protocol):
     when it has at most ``max_body`` bytes (an optional ``int`` attribute of the
     detector; :data:`DEFAULT_MAX_BODY` when absent). A longer body is not read (a
     streamed response stays the user's to stream) and ``is_auth_failure`` gets ``None``.
+
+    Both answers must depend on their arguments only (the flow may ask in any order, and
+    about responses it then finds are not about its token).
+
+    A detector that judges by the status alone may also have a ``failure_statuses``
+    attribute (a ``frozenset`` of ints), promising that ``needs_body`` is always
+    ``False`` and ``is_auth_failure`` is ``status_code in failure_statuses``: the
+    adapters then call every other status done without a call or a header read. It is
+    read once, when the auth object is built.
     """
 
     def needs_body(self, status_code: int, content_type: str) -> bool: ...
@@ -102,24 +118,43 @@ class FailureDetector(Protocol):
 class StatusFailureDetector:
     """The default detector: an auth failure is one of ``statuses`` (HTTP 401).
 
+    Immutable: the auth objects read its ``failure_statuses`` once, when they are built.
+
     Example::
 
         StatusFailureDetector({401, 419})
     """
 
-    __slots__ = ("statuses",)
+    __slots__ = ("_statuses",)
 
     def __init__(self, statuses: Collection[int] = (401,)) -> None:
-        self.statuses = frozenset(statuses)
+        self._statuses = frozenset(statuses)
 
     def __repr__(self) -> str:
-        return f"StatusFailureDetector({sorted(self.statuses)!r})"
+        return f"StatusFailureDetector({sorted(self._statuses)!r})"
+
+    @property
+    def statuses(self) -> frozenset[int]:
+        """The statuses that mean "this token is no longer accepted"."""
+        return self._statuses
+
+    @property
+    def failure_statuses(self) -> frozenset[int] | None:
+        """``statuses`` (see :class:`FailureDetector`), or ``None`` for a subclass that
+        answers ``needs_body`` or ``is_auth_failure`` its own way."""
+        cls = type(self)
+        if (
+            cls.needs_body is StatusFailureDetector.needs_body
+            and cls.is_auth_failure is StatusFailureDetector.is_auth_failure
+        ):
+            return self._statuses
+        return None
 
     def needs_body(self, status_code: int, content_type: str) -> bool:
         return False
 
     def is_auth_failure(self, status_code: int, content_type: str, body: bytes | None) -> bool:
-        return status_code in self.statuses
+        return status_code in self._statuses
 
 
 class Step(enum.Enum):
@@ -174,13 +209,16 @@ Plan = Generator[Instruction, Any, Lease | None]
 
 
 class Flow:
-    """The flow of one auth object: its failure detector, how it reports a rejected
+    """The flow of one auth object: its failure detector, and how it reports a rejected
     token that it cannot replace (``cannot_refresh(status_code)``: providers word that
-    warning themselves), and the request header its credential goes in (whose sent
-    value :func:`judge_response` compares with the attempt's).
+    warning themselves), and the request header its credential goes in (``header``,
+    whose sent value :func:`judge_response` compares with the attempt's).
+
+    ``failure_statuses`` is :func:`failure_statuses` of the detector: when it is not
+    ``None``, a response whose status is not in it is done, whatever else it says.
     """
 
-    __slots__ = ("cannot_refresh", "detector", "header")
+    __slots__ = ("cannot_refresh", "detector", "failure_statuses", "header")
 
     def __init__(
         self,
@@ -191,6 +229,7 @@ class Flow:
         self.detector = detector
         self.cannot_refresh = cannot_refresh
         self.header = header
+        self.failure_statuses = failure_statuses(detector)
 
     def plan(self, attempt: Attempt, step: Step, status_code: int, content_type: str) -> Plan:
         """What follows :func:`judge_response`'s ``step`` (``READ_BODY`` or ``RETRY``) for a
@@ -236,6 +275,34 @@ def _cannot_resend(status_code: int) -> None:
     )
 
 
+def failure_statuses(detector: FailureDetector) -> frozenset[int] | None:
+    """The detector's ``failure_statuses`` when it has a set of ints there, else ``None``
+    (then only its answers tell; see :class:`FailureDetector`)."""
+    statuses = getattr(detector, "failure_statuses", None)
+    if isinstance(statuses, (set, frozenset)) and all(
+        isinstance(status, int) for status in statuses
+    ):
+        return frozenset(statuses)
+    return None
+
+
+def judge_status(detector: FailureDetector, status_code: int, content_type: str) -> Step:
+    """The detector's verdict from the status and ``Content-Type``, for a response known
+    to be about our token: read the body first, retry, or done."""
+    if detector.needs_body(status_code, content_type):
+        return Step.READ_BODY
+    if detector.is_auth_failure(status_code, content_type, None):
+        return Step.RETRY
+    return Step.DONE
+
+
+def owned(attempt: Attempt, final_url: str, sent_header: str | None) -> bool:
+    """Whether a response is about ``attempt``'s token: its request carried that token
+    and it came from the origin the request was authorised for (after a redirect to
+    another origin the token was not sent, so a 401 there is not about it)."""
+    return sent_header == attempt.lease.header and same_origin(final_url, attempt.origin)
+
+
 def judge_response(
     attempt: Attempt,
     detector: FailureDetector,
@@ -244,19 +311,15 @@ def judge_response(
     final_url: str,
     sent_header: str | None,
 ) -> Step:
-    """Decide from the status line and headers alone.
+    """Decide from the status line and headers alone: :func:`judge_status`, for a
+    response that is :func:`owned` by ``attempt`` (any other is done).
 
-    A response is ours to judge only when it came from the origin the request was
-    authorised for and its request carried our token (``sent_header``: the value of the
-    flow's credential header on the request that got this response): after a redirect
-    to another origin the token was not sent, so a 401 there is not about our token.
+    The detector is asked first: most responses are done by their status alone, and
+    then nobody needs to look at the URL or the request's headers.
     """
-    if sent_header != attempt.lease.header:
-        return Step.DONE
-    if detector.needs_body(status_code, content_type):
-        return Step.READ_BODY if _same_origin(final_url, attempt.origin) else Step.DONE
-    if detector.is_auth_failure(status_code, content_type, None):
-        return Step.RETRY if _same_origin(final_url, attempt.origin) else Step.DONE
+    step = judge_status(detector, status_code, content_type)
+    if step is Step.DONE or owned(attempt, final_url, sent_header):
+        return step
     return Step.DONE
 
 
@@ -294,7 +357,8 @@ def declared_length(value: str | None) -> int | None:
     return int(value) if value.isascii() and value.isdigit() else None
 
 
-def _same_origin(url: str, origin: str) -> bool:
+def same_origin(url: str, origin: str) -> bool:
+    """Whether ``url`` has the normalised ``origin`` (``False`` for a URL that has none)."""
     try:
         return origin_of(url) == origin
     except ValueError:

@@ -16,23 +16,97 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import re
+from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Generic, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 import idna
 
 from .errors import ConfigurationError, DisallowedHostError, InsecureTransportError
 
-__all__ = ["LOOPBACK_HOSTS", "HostPolicy", "is_loopback", "origin_of"]
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "ORIGIN_CACHE_LIMIT",
+    "HostPolicy",
+    "RecentlyUsed",
+    "is_loopback",
+    "origin_of",
+]
 
 #: Patterns that admit every loopback address; providers add them to their defaults.
 LOOPBACK_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.0/8", "::1")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_ORIGIN_CACHE_LIMIT = 512
+
+#: How many origins one auth object remembers verdicts for (per kind of URL). Beyond
+#: that the least recently used are forgotten, one at a time, and checked again when
+#: they come back; a round robin over more origins than this misses every time.
+ORIGIN_CACHE_LIMIT = 2048
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: A character no IP address or network can contain: such a pattern is a host name.
+_NOT_AN_ADDRESS = re.compile(r"[^0-9a-f.:/\[\]]")
+
+K = TypeVar("K")
+#: The entries of every RecentlyUsed before its first put (never written to).
+_NOTHING_YET: OrderedDict[object, object] = OrderedDict()
+V = TypeVar("V")
+
+
+class RecentlyUsed(Generic[K, V]):
+    """A bounded map that forgets its least recently used entry first (an LRU cache).
+
+    Safe to share between threads: a lookup racing with an eviction finds the entry or
+    does not, never more. Values must not be ``None`` (``None`` means "not there").
+
+    Example::
+
+        seen = RecentlyUsed[str, str](2)
+        seen.put("a", "1"); seen.put("b", "2"); seen.get("a"); seen.put("c", "3")
+        seen.get("b")   # None: "b" was the least recently used
+    """
+
+    __slots__ = ("entries", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        #: in order of use, the least recent first; hot paths may read it directly
+        #: (``get`` then ``move_to_end``) to save a call. Until the first ``put`` it is a
+        #: shared empty map that nobody writes to: most objects never need their caches.
+        self.entries: OrderedDict[K, V] = _NOTHING_YET  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def get(self, key: K) -> V | None:
+        """The value for ``key`` (now the most recently used), or ``None``."""
+        entries = self.entries
+        value = entries.get(key)
+        if value is not None:
+            try:  # noqa: SIM105 - contextlib.suppress costs more than this whole lookup
+                entries.move_to_end(key)
+            except KeyError:  # pragma: no cover - evicted by another thread meanwhile
+                pass
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        """Remember ``value`` for ``key`` as the most recently used; forget the least
+        recently used entries beyond ``limit``."""
+        entries = self.entries
+        if entries is _NOTHING_YET:  # two threads may both get here: one map wins, fine
+            entries = self.entries = OrderedDict()
+        entries.pop(key, None)  # a new entry goes to the end; an old one must move there
+        entries[key] = value
+        while len(entries) > self.limit:
+            try:
+                entries.popitem(last=False)
+            except KeyError:  # pragma: no cover - emptied by another thread meanwhile
+                break
 
 
 def ascii_host(host: str) -> str:
@@ -111,7 +185,10 @@ def origin_of(url: str) -> str:
 
         origin_of("https://API.example.com/x?y=1")  # 'https://api.example.com:443'
     """
-    scheme, host, port = _split(url)
+    return _origin(*_split(url))
+
+
+def _origin(scheme: str, host: str, port: int) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
@@ -141,47 +218,28 @@ class HostPolicy:
 
     def __init__(self, allowed_hosts: Iterable[str] | str | None = None) -> None:
         self.patterns: tuple[str, ...] | None
-        self._exact: frozenset[str] = frozenset()
-        self._suffixes: tuple[str, ...] = ()
-        self._networks: tuple[IPNetwork, ...] = ()
+        self._exact: frozenset[str]
+        self._suffixes: tuple[str, ...]
+        self._networks: tuple[IPNetwork, ...]
         # raw "scheme://netloc" prefix -> normalised origin, for URLs already admitted
-        self._origins: dict[str, str] = {}
+        self._origins: RecentlyUsed[str, str] = RecentlyUsed(ORIGIN_CACHE_LIMIT)
         # httpx/httpx2 parsed (scheme, userinfo, host, port) -> origin, for URLs admitted
-        self._parsed: dict[tuple[object, ...], str] = {}
+        self._parsed: RecentlyUsed[tuple[object, ...], str] = RecentlyUsed(ORIGIN_CACHE_LIMIT)
         if allowed_hosts is None:
             self.patterns = None
+            self._exact, self._suffixes, self._networks = frozenset(), (), ()
             return
         if isinstance(allowed_hosts, str):
             allowed_hosts = [allowed_hosts]
         patterns = tuple(allowed_hosts)
-        exact: set[str] = set()
-        suffixes: list[str] = []
-        networks: list[IPNetwork] = []
         for pattern in patterns:
             if not isinstance(pattern, str) or not pattern.strip():
                 raise ValueError(
                     f"allowed_hosts entries must be non-empty strings such as "
                     f"'api.example.com' or '*.example.com', got {pattern!r}"
                 )
-            pattern = pattern.strip().lower().rstrip(".")
-            if pattern.startswith("*."):
-                suffixes.append("." + _ascii_pattern(pattern[2:], pattern))
-                continue
-            try:
-                networks.append(ipaddress.ip_network(pattern.strip("[]"), strict=False))
-                continue
-            except ValueError:
-                pass
-            if "/" in pattern or "*" in pattern or ":" in pattern:
-                raise ValueError(
-                    f"allowed_hosts entry {pattern!r} is not a host name, '*.suffix' "
-                    "pattern, IP address or network; write e.g. 'api.example.com'."
-                )
-            exact.add(_ascii_pattern(pattern, pattern))
         self.patterns = patterns
-        self._exact = frozenset(exact)
-        self._suffixes = tuple(suffixes)
-        self._networks = tuple(networks)
+        self._exact, self._suffixes, self._networks = _compile(patterns)
 
     def admits(self, host: str) -> bool:
         """True when ``host`` matches ``allowed_hosts`` (always true without a list)."""
@@ -222,7 +280,7 @@ class HostPolicy:
         cached = self._origins.get(prefix)
         if cached is not None:
             return prefix, cached
-        scheme, host, _port = _split(url)
+        scheme, host, port = _split(url)  # the one parse of a miss
         if scheme != "https" and not is_loopback(host):
             raise InsecureTransportError(
                 f"Refusing to send credentials over plain http to {host!r}: use an "
@@ -234,10 +292,8 @@ class HostPolicy:
                 f"{list(self.patterns or ())!r}. If this host is yours, add it with "
                 "allowed_hosts=[...]."
             )
-        origin = origin_of(url)
-        if len(self._origins) >= _ORIGIN_CACHE_LIMIT:
-            self._origins.clear()
-        self._origins[prefix] = origin
+        origin = _origin(scheme, host, port)
+        self._origins.put(prefix, origin)
         return prefix, origin
 
     def origin_for_url(self, url: object) -> str:
@@ -255,10 +311,44 @@ class HostPolicy:
         origin = self._parsed.get(key)
         if origin is None:
             origin = self.origin_for(str(url))
-            if len(self._parsed) >= _ORIGIN_CACHE_LIMIT:
-                self._parsed.clear()
-            self._parsed[key] = origin
+            self._parsed.put(key, origin)
         return origin
+
+
+@functools.lru_cache(maxsize=64)
+def _compile(
+    patterns: tuple[str, ...],
+) -> tuple[frozenset[str], tuple[str, ...], tuple[IPNetwork, ...]]:
+    """``allowed_hosts`` (non-empty strings) as exact names, ``.suffixes`` and IP networks.
+
+    Remembered per tuple of patterns: providers build every object with the same few
+    defaults, and parsing IP networks (and failing to, for host names) was a good part
+    of what building an object cost. Bad patterns raise every time (an exception is
+    never cached).
+    """
+    exact: set[str] = set()
+    suffixes: list[str] = []
+    networks: list[IPNetwork] = []
+    for pattern in patterns:
+        pattern = pattern.strip().lower().rstrip(".")
+        if pattern.startswith("*."):
+            suffixes.append("." + _ascii_pattern(pattern[2:], pattern))
+            continue
+        # Only a pattern made of digits, hex letters, dots, colons and "/[]" (before an
+        # IPv6 "%scope") can be an address: skip the costly failed parse for host names.
+        if not _NOT_AN_ADDRESS.search(pattern.partition("%")[0]):
+            try:
+                networks.append(ipaddress.ip_network(pattern.strip("[]"), strict=False))
+                continue
+            except ValueError:
+                pass
+        if "/" in pattern or "*" in pattern or ":" in pattern:
+            raise ValueError(
+                f"allowed_hosts entry {pattern!r} is not a host name, '*.suffix' "
+                "pattern, IP address or network; write e.g. 'api.example.com'."
+            )
+        exact.add(_ascii_pattern(pattern, pattern))
+    return frozenset(exact), tuple(suffixes), tuple(networks)
 
 
 def _ascii_pattern(name: str, pattern: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import httpx
 import requests
 from requests.cookies import RequestsCookieJar, extract_cookies_to_jar, get_cookie_header
 
@@ -36,6 +37,16 @@ __all__ = [
 
 # Bodies requests sends from memory as they are (it treats the last two as streams).
 _IN_MEMORY = (bytes, str, bytearray, memoryview)
+
+# The stream of an httpx or httpx2 request whose body is in memory (no body, bytes, str,
+# form, JSON): sent again byte for byte with nothing to record.
+_IN_MEMORY_STREAMS: set[type] = {httpx.ByteStream}
+try:
+    from httpx2 import ByteStream as _Httpx2ByteStream
+except ImportError:  # pragma: no cover - depends on the environment
+    pass
+else:
+    _IN_MEMORY_STREAMS.add(_Httpx2ByteStream)
 
 
 class Unreplayable:
@@ -142,6 +153,8 @@ def _multipart_rewind(stream: Any) -> Rewind:
 
 def httpx_rewind(request: Any, asynchronous: bool = False) -> Rewind:
     """How to send an httpx or httpx2 ``request`` again (see :func:`seek_point`)."""
+    if type(request.stream) in _IN_MEMORY_STREAMS:  # most requests: decided at once
+        return None
     try:
         request.content  # noqa: B018 - raises RequestNotRead unless the body is in memory
     except Exception:  # httpx.RequestNotRead or httpx2.RequestNotRead: a stream

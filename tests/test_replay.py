@@ -406,3 +406,27 @@ def test_sync_rewind_of_a_coroutine_seek_rewinds_nothing_and_leaves_no_coroutine
         assert rewound(rewind) is False
         gc.collect()
     assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
+def test_httpx_byte_stream_given_as_stream_is_resent_byte_for_byte(
+    server: LoopbackServer, make_auth: MakeAuth, module: Any
+) -> None:
+    """``stream=ByteStream(...)`` leaves ``request.content`` unread: still in memory, still
+    resent whole (the in-memory shortcut of httpx_rewind must not miss it)."""
+    server.state.api_script.append(UNAUTHORIZED)
+    request = module.Request(
+        "PUT",
+        server.url(),
+        stream=module.ByteStream(PAYLOAD),
+        headers={  # a Request given a stream= gets neither header by itself
+            "Host": f"127.0.0.1:{server.server_address[1]}",
+            "Content-Length": str(len(PAYLOAD)),
+        },
+    )
+    with pytest.raises(module.RequestNotRead):
+        request.content  # the case at hand: not read
+    with module.Client(auth=make_auth(), timeout=10) as client:
+        response = client.send(request)
+    assert (response.status_code, [h.status_code for h in response.history]) == (200, [401])
+    assert bodies(server) == [PAYLOAD] * 2

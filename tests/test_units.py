@@ -10,7 +10,13 @@ import pytest
 
 from delivery_auth import BackoffPolicy, RefreshPolicy, Token
 from delivery_auth.errors import DisallowedHostError, InsecureTransportError
-from delivery_auth.hosts import HostPolicy, check_endpoint_url, is_loopback, origin_of
+from delivery_auth.hosts import (
+    ORIGIN_CACHE_LIMIT,
+    HostPolicy,
+    check_endpoint_url,
+    is_loopback,
+    origin_of,
+)
 from delivery_auth.token import MAX_LIFETIME, TokenParseError, jwt_expiry
 
 
@@ -233,9 +239,9 @@ class TestHosts:
 
     def test_origin_cache_is_bounded(self) -> None:
         policy = HostPolicy(None)
-        for port in range(1, 1200):
+        for port in range(1, ORIGIN_CACHE_LIMIT + 200):
             policy.origin_for(f"https://h.example:{port}/")
-        assert len(policy._origins) <= 512
+        assert len(policy._origins) == ORIGIN_CACHE_LIMIT
 
     def test_endpoint_url_check(self) -> None:
         assert check_endpoint_url("https://a.example/t", "token_url") == "https://a.example/t"
