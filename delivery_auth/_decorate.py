@@ -187,7 +187,7 @@ def prepare_requests(
 
 
 class _RequestsResend:
-    """The response hook of one decorated requests call (see ``auth._RequestsRetry``).
+    """The response hook of one decorated requests call (see ``_requests_hook.RequestsRetry``).
 
     The resend is decorated from the request being resent (after a same-origin redirect
     that is the redirected one: requests does not call the auth object again for it).
@@ -237,7 +237,7 @@ class _RequestsResend:
         requests_carry_cookies(prep, r)
         _apply(prep.headers, again)
         # A redirect of the resent request is built from the request first sent: give it
-        # the new credential too (see auth._RequestsRetry).
+        # the new credential too (see _requests_hook.RequestsRetry).
         _apply(r.request.headers, again)
         retried = ResentResponse.after(r.connection.send(prep, **kwargs), r)
         retried.request = prep

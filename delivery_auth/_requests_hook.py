@@ -9,12 +9,14 @@ it asks :mod:`delivery_auth.flow` what to do and lets the sync driver do it.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
 
 from ._drive import Driver
 from ._peek import read_requests_body
 from .flow import Attempt, Step, judge_status, same_origin
+from .hosts import origin_of
 from .replay import ResentResponse, Rewind, requests_carry_cookies
 
 __all__ = ["RequestsRetry"]
@@ -33,7 +35,16 @@ class RequestsRetry:
     ``scheme://netloc/`` the request was admitted with, as written.
     """
 
-    __slots__ = ("attempt", "driver", "failure_statuses", "lease", "prefix", "rewind")
+    __slots__ = (
+        "attempt",
+        "driver",
+        "failure_statuses",
+        "header",
+        "lease",
+        "prefix",
+        "rewind",
+        "strip_on_redirect",
+    )
 
     def __init__(self, driver: Driver, attempt: Attempt, rewind: Rewind, prefix: str) -> None:
         self.driver = driver
@@ -42,6 +53,10 @@ class RequestsRetry:
         self.rewind = rewind
         self.prefix = prefix
         self.failure_statuses = driver.flow.failure_statuses
+        self.header = driver.flow.header
+        # requests drops only Authorization on a redirect to another origin: a credential
+        # in another header is dropped here, before requests copies the request.
+        self.strip_on_redirect = self.header.lower() != "authorization"
 
     # requests calls a hook with the keyword arguments of Session.send (stream, timeout,
     # verify, cert, proxies). Named, they cost no dict on the way in; collecting them in
@@ -56,6 +71,8 @@ class RequestsRetry:
         proxies: Any = _UNSET,
         **more: Any,
     ) -> requests.Response:
+        if self.strip_on_redirect and r.is_redirect:
+            _drop_across_origins(r, self.header, self.attempt.origin)
         statuses = self.failure_statuses
         if statuses is not None and r.status_code not in statuses:
             return r  # the full judgement would say done too, whosever response this is
@@ -92,11 +109,11 @@ class RequestsRetry:
         r.close()
         prep = r.request.copy()
         requests_carry_cookies(prep, r)
-        prep.headers["Authorization"] = fresh.header
+        prep.headers[self.header] = fresh.header
         # requests follows a redirect of the resent request by copying the request it
         # first sent: give that one the fresh token too, or the redirect would carry the
         # dead token (and this hook, judging it, would resend a second time).
-        r.request.headers["Authorization"] = fresh.header
+        r.request.headers[self.header] = fresh.header
         connection = r.connection
         retried = ResentResponse.after(connection.send(prep, **kwargs), r)
         retried.request = prep
@@ -105,7 +122,19 @@ class RequestsRetry:
     def _owns(self, sent: requests.PreparedRequest) -> bool:
         """Whether ``sent`` carried this attempt's token to the origin it was authorised
         for (a URL that starts with the admitted prefix does, without parsing it)."""
-        if sent.headers.get("Authorization") != self.lease.header:
+        if sent.headers.get(self.header) != self.lease.header:
             return False
         url = sent.url or ""
         return url.startswith(self.prefix) or same_origin(url, self.attempt.origin)
+
+
+def _drop_across_origins(r: requests.Response, header: str, origin: str) -> None:
+    """Remove ``header`` from the request requests will copy to follow redirect ``r``
+    when the redirect leaves ``origin``."""
+    target = urljoin(r.url or "", r.headers.get("location", ""))
+    try:
+        same = origin_of(target) == origin
+    except ValueError:
+        same = False
+    if not same:
+        r.request.headers.pop(header, None)

@@ -9,7 +9,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 __all__ = ["check_default_headers", "check_header_name"]
 
@@ -45,3 +45,11 @@ def check_default_headers(headers: Mapping[str, str] | None) -> tuple[tuple[str,
             )
         pairs.append((name, value))
     return tuple(pairs)
+
+
+def add_missing(headers: MutableMapping[str, str], defaults: tuple[tuple[str, str], ...]) -> None:
+    """Set each default header the request does not set itself (names compare
+    case-insensitively in both clients' header maps)."""
+    for name, value in defaults:
+        if name not in headers:
+            headers[name] = value

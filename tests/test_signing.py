@@ -242,4 +242,4 @@ def test_other_auth_objects_keep_their_fast_paths(server: LoopbackServer) -> Non
     with ClientCredentialsAuth(server.token_url, "client-123", "s3cr3t-Zq8Kd0-never-log-me") as cc:
         assert cc._decorator is None
         requests.get(server.url(), auth=cc, timeout=10)
-        assert cc._requests_fast is not None  # the cached requests path was taken
+        assert cc._requests_last is not None  # the cached requests path was taken
