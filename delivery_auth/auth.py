@@ -24,19 +24,18 @@ from collections.abc import AsyncGenerator, Generator, Mapping, MutableMapping, 
 from time import monotonic
 from types import TracebackType
 from typing import Any
-from urllib.parse import urljoin
 
 import httpx
 import requests
 from requests.auth import AuthBase
 
-from . import _decorate
+from . import _decorate, _redirects
 from ._drive import Driver
 from ._peek import aread_httpx_body, read_httpx_body, read_requests_body
 from .engine import Lease, TokenEngine, await_future
 from .flow import Attempt, FailureDetector, Flow, Plan, StatusFailureDetector, Step, judge_response
 from .headers import check_default_headers, check_header_name
-from .hosts import HostPolicy, origin_of
+from .hosts import HostPolicy
 from .replay import (
     ResentResponse,
     Rewind,
@@ -93,6 +92,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         self._hosts = HostPolicy(allowed_hosts)
         self._header = check_header_name(header, "header")
         self._default_headers = check_default_headers(default_headers)
+        # httpx drops only Authorization on a cross-origin redirect: the others need us
+        self._confined = _redirects.header_names((self._header,))
         detector = failure_detector or StatusFailureDetector()
         self._driver = Driver(engine, Flow(detector, self._cannot_refresh, self._header))
         # ("scheme://netloc/", lease, hook) of the last body-less requests call: __call__
@@ -263,6 +264,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         request.headers[self._header] = lease.header
         if self._default_headers:
             _add_missing(request.headers, self._default_headers)
+        if self._confined:
+            _redirects.confine(request, self._confined)
         rewind = httpx_rewind(request)
         response = yield request
         plan = _httpx_plan(self._driver.flow, Attempt(origin, lease), response)
@@ -287,6 +290,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         request.headers[self._header] = lease.header
         if self._default_headers:
             _add_missing(request.headers, self._default_headers)
+        if self._confined:
+            _redirects.aconfine(request, self._confined)
         rewind = await ahttpx_rewind(request)
         response = yield request
         plan = _httpx_plan(self._driver.flow, Attempt(origin, lease), response)
@@ -302,13 +307,20 @@ def _httpx_plan(flow: Flow, attempt: Attempt, response: Any) -> Plan | None:
     """The flow's plan for an httpx or httpx2 response, or ``None``: done with it."""
     sent = response.request
     status_code, content_type = response.status_code, response.headers.get("content-type", "")
+    header = flow.header
+    # Another header may have been taken off a redirect on the way (see _redirects).
+    carried = (
+        sent.headers.get(header)
+        if header == "Authorization"
+        else _redirects.sent_header(sent, header)
+    )
     step = judge_response(
         attempt,
         flow.detector,
         status_code,
         content_type,
         str(sent.url),
-        sent.headers.get(flow.header),
+        carried,
     )
     return None if step is Step.DONE else flow.plan(attempt, step, status_code, content_type)
 
@@ -350,7 +362,7 @@ class _RequestsRetry:
         if header != "Authorization" and r.is_redirect:
             # requests drops only Authorization on a redirect to another origin: drop
             # a credential sent in another header before it copies the request.
-            _drop_across_origins(r, header, self.attempt.origin)
+            _redirects.drop_before_redirect(r, r.request, (header,), self.attempt.origin)
         content_type = r.headers.get("Content-Type", "")
         step = judge_response(
             self.attempt,
@@ -383,17 +395,9 @@ class _RequestsRetry:
         r.request.headers[header] = fresh.header
         connection = r.connection
         retried = ResentResponse.after(connection.send(prep, **kwargs), r)
+        if header != "Authorization" and retried.is_redirect:
+            # This hook does not see the resend's responses, and requests follows its
+            # redirect by copying r.request: drop the credential there first.
+            _redirects.drop_before_redirect(retried, r.request, (header,), self.attempt.origin)
         retried.request = prep
         return retried
-
-
-def _drop_across_origins(r: requests.Response, header: str, origin: str) -> None:
-    """Remove ``header`` from the request requests will copy to follow redirect ``r``
-    when the redirect leaves ``origin``."""
-    target = urljoin(r.url or "", r.headers.get("location", ""))
-    try:
-        same = origin_of(target) == origin
-    except ValueError:
-        same = False
-    if not same:
-        r.request.headers.pop(header, None)
