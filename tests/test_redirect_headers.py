@@ -12,13 +12,21 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+import httpcore
 import httpx
 import httpx2
 import pytest
 from conftest import CLIENTS, call
 from loopback import LoopbackServer, Reply, Seen
 
-from delivery_auth import ApiKeyAuth, ClientCredentialsAuth, DeliveryAuth, HmacSigningAuth
+from delivery_auth import (
+    ApiKeyAuth,
+    ClientCredentialsAuth,
+    DeliveryAuth,
+    HmacSigningAuth,
+    Token,
+    _redirects,
+)
 from delivery_auth.dependent import DependentToken
 
 KEY = "key-redirect-Wm3q-never-log"
@@ -122,6 +130,23 @@ def test_a_users_trace_callback_still_gets_its_events(
     assert "API-Key" not in other_server.state.api_requests[0].headers
 
 
+def test_under_trio_too(
+    key_auth: ApiKeyAuth, server: LoopbackServer, other_server: LoopbackServer
+) -> None:
+    """AsyncClient on trio: the trace callback is awaited there as on asyncio."""
+    trio = pytest.importorskip("trio")
+    server.state.api_script.append(moved(other_server.url("/away")))
+    other_server.state.api_script.append(OK)
+
+    async def main() -> int:
+        async with httpx.AsyncClient(auth=key_auth, follow_redirects=True, timeout=10) as client:
+            return (await client.get(server.url())).status_code
+
+    assert trio.run(main) == 200
+    assert found(server.state.api_requests[0], "API-Key") == KEY
+    assert found(other_server.state.api_requests[0], "API-Key") is None
+
+
 def _signing() -> HmacSigningAuth:
     return HmacSigningAuth(
         "key-7",
@@ -162,7 +187,7 @@ def test_a_dependent_token_stays_at_its_origin(
     auth: ClientCredentialsAuth = make_auth()
     DependentToken.attach(
         auth,
-        obtain=lambda lease: __import__("delivery_auth").Token("pay-1"),
+        obtain=lambda lease: Token("pay-1"),
         header="X-Pay",
         applies=lambda method, url: "/labels/" in url,
     )
@@ -213,3 +238,110 @@ def test_authorization_needs_nothing_from_us(server: LoopbackServer) -> None:
 
             asyncio.run(first())
             assert "trace" not in request.extensions
+
+
+# -- the trace callback alone, fed real httpcore requests -------------------------------
+
+
+def _hop(url: str, target: bytes | None = None, method: bytes = b"GET") -> httpcore.Request:
+    parsed = httpx.URL(url)
+    return httpcore.Request(
+        method,
+        httpcore.URL(
+            scheme=parsed.raw_scheme,
+            host=parsed.raw_host,
+            port=parsed.port,
+            target=parsed.raw_path if target is None else target,
+        ),
+        headers=[(b"Host", parsed.netloc), (b"API-Key", b"k"), (b"X-Other", b"o")],
+        extensions={},
+    )
+
+
+def _confined(url: str = "https://api.example.com/v1/x") -> Any:
+    request = httpx.Request("GET", url)
+    _redirects.confine(request, _redirects.header_names(["API-Key", "Authorization"]))
+    return request.extensions["trace"]
+
+
+def _sent(trace: Any, hop: httpcore.Request, event: str = "http11") -> list[bytes]:
+    trace(f"{event}.send_request_headers.started", {"request": hop})
+    return [name for name, _ in hop.headers]
+
+
+@pytest.mark.parametrize(
+    ("url", "target", "kept"),
+    [
+        ("https://API.example.com:443/other?q=1", None, True),  # case and default port
+        ("https://api.example.com:8443/v1/x", None, False),  # another port
+        ("http://api.example.com/v1/x", None, False),  # http -> https is another origin
+        ("https://evil.example/v1/x", None, False),
+        # plain http through a forward proxy: the origin is in the absolute-form target
+        ("http://proxy.local:3128/", b"https://api.example.com/v1/y", True),
+        ("http://proxy.local:3128/", b"https://evil.example/v1/y", False),
+        ("http://proxy.local:3128/", b"https://api.example.com:99999/", False),  # unparsable
+        ("http://proxy.local:3128/", b"\xff://x/", False),
+    ],
+)
+def test_each_hop_is_judged_by_its_origin(url: str, target: bytes | None, kept: bool) -> None:
+    trace = _confined()
+    hop = _hop(url, target)
+    assert _sent(trace, hop, "http2") == (
+        [b"Host", b"API-Key", b"X-Other"] if kept else [b"Host", b"X-Other"]
+    )
+    # a hop that left swaps the callback for one that strips every later hop
+    swapped = hop.extensions.get("trace")
+    assert (swapped is None) is kept
+    if not kept:
+        back = _hop("https://api.example.com/v1/x")
+        back.extensions = dict(hop.extensions)  # what httpx does for the next redirect
+        assert _sent(swapped, back) == [b"Host", b"X-Other"]
+        assert (
+            _redirects.sent_header(httpx.Request("GET", url, extensions=back.extensions), "API-Key")
+            is None
+        )
+
+
+def test_a_proxy_connect_and_other_events_are_left_alone() -> None:
+    trace = _confined()
+    connect = httpcore.Request(
+        b"CONNECT",
+        httpcore.URL(scheme=b"http", host=b"proxy.local", port=3128, target=b"api.example.com:443"),
+        headers=[(b"Host", b"api.example.com:443")],
+        extensions={},
+    )
+    assert _sent(trace, connect) == [b"Host"]
+    assert "trace" not in connect.extensions
+    away = _hop("https://evil.example/")
+    trace("http11.send_request_body.started", {"request": away})
+    trace("connection.connect_tcp.started", {"host": "evil.example", "port": 443})
+    assert [name for name, _ in away.headers] == [b"Host", b"API-Key", b"X-Other"]
+
+
+def test_the_users_callback_is_wrapped_once_and_its_kind_is_kept() -> None:
+    calls: list[str] = []
+
+    def mine(name: str, info: dict[str, Any]) -> str:
+        calls.append(name)
+        return "returned to httpcore"
+
+    request = httpx.Request("GET", "https://api.example.com/", extensions={"trace": mine})
+    names = _redirects.header_names(["API-Key"])
+    _redirects.confine(request, names)
+    _redirects.confine(request, _redirects.header_names(["X-Pay"]))  # sent again: rewrapped
+    trace = request.extensions["trace"]
+    assert trace.inner is mine
+    assert trace.names == {b"api-key", b"x-pay"}
+    assert trace(
+        "http11.send_request_headers.started", {"request": _hop("https://a.example/")}
+    ) == ("returned to httpcore")
+    assert calls == ["http11.send_request_headers.started"]
+    assert _redirects.header_names(["Authorization", "AUTHORIZATION"]) == frozenset()
+
+    async def drive() -> None:
+        asynchronous = httpx.Request("GET", "https://api.example.com/", extensions={"trace": mine})
+        _redirects.aconfine(asynchronous, names)
+        with pytest.raises(TypeError, match="must be an async function"):
+            await asynchronous.extensions["trace"]("http11.connect_tcp.started", {})
+
+    asyncio.run(drive())
