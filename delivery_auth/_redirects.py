@@ -61,7 +61,7 @@ def header_names(names: Iterable[str]) -> frozenset[bytes]:
     ``Authorization`` (the clients drop it themselves), lower-case bytes."""
     return frozenset(
         lowered
-        for lowered in (name.lower().encode("ascii") for name in names)
+        for lowered in (name.lower().encode() for name in names)
         if lowered != b"authorization"
     )
 
@@ -182,7 +182,7 @@ def sent_header(request: Any, header: str) -> str | None:
     if (
         isinstance(trace, _Confine)
         and trace.home is None
-        and header.lower().encode("ascii") in trace.names
+        and header.lower().encode() in trace.names
     ):
         return None
     value: str | None = request.headers.get(header)

@@ -179,6 +179,22 @@ def test_a_signed_request_redirected_elsewhere_carries_no_signature(
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+def test_a_signed_resend_redirected_elsewhere_carries_no_signature(
+    client: str, server: LoopbackServer, other_server: LoopbackServer
+) -> None:
+    """The decorated retry path: signed anew after a rejection, resent, redirected."""
+    server.state.api_script.extend([REJECTED, moved(other_server.url("/away"), 307)])
+    other_server.state.api_script.append(OK)
+    with _signing() as auth:
+        result = call(client, auth, "POST", server.url(), body=b"abc")
+    assert result.status == 200
+    rejected, resent = server.state.api_requests
+    assert found(rejected, "X-Signature") != found(resent, "X-Signature") is not None
+    (away,) = other_server.state.api_requests
+    assert [found(away, name) for name in ("X-Key", "X-Time", "X-Signature")] == [None] * 3
+
+
+@pytest.mark.parametrize("client", CLIENTS)
 def test_a_dependent_token_stays_at_its_origin(
     client: str, make_auth: Any, server: LoopbackServer, other_server: LoopbackServer
 ) -> None:
