@@ -28,13 +28,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
 from requests.compat import is_urllib3_1
 
+from . import _redirects
 from ._drive import Driver
 from ._peek import aread_httpx_body, read_httpx_body, read_requests_body
 from .engine import Lease
@@ -211,6 +212,8 @@ class _RequestsResend:
 
     def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
         decoration = self.decoration
+        if r.is_redirect:  # requests drops only Authorization when a redirect leaves
+            _redirects.drop_before_redirect(r, r.request, _kept_home(decoration), self.origin)
         attempt = Attempt(self.origin, decoration.lease)
         content_type = r.headers.get("Content-Type", "")
         sent = r.request.headers.get(decoration.credential_header)
@@ -240,8 +243,16 @@ class _RequestsResend:
         # the new credential too (see _requests_hook.RequestsRetry).
         _apply(r.request.headers, again)
         retried = ResentResponse.after(r.connection.send(prep, **kwargs), r)
+        if retried.is_redirect:  # followed by copying r.request (see auth._RequestsRetry)
+            _redirects.drop_before_redirect(retried, r.request, _kept_home(again), self.origin)
         retried.request = prep
         return retried
+
+
+def _kept_home(decoration: Decoration) -> list[str]:
+    """The headers of ``decoration`` that must not follow a redirect to another origin:
+    all but ``Authorization``, which the clients drop themselves."""
+    return [name for name in decoration.headers if name.lower() != "authorization"]
 
 
 # -- httpx and httpx2 ----------------------------------------------------------------
@@ -297,17 +308,20 @@ class _HttpxSend:
             response.status_code,
             response.headers.get("content-type", ""),
             str(sent.url),
-            sent.headers.get(self.decoration.credential_header),
+            _redirects.sent_header(sent, self.decoration.credential_header),
         )
 
     def _body(self) -> bytes | None:
         return _httpx_body(self.request) if self.decorator.needs_body else None
 
-    def _finish(self, response: Any, again: Decoration) -> bool:
+    def _finish(
+        self, response: Any, again: Decoration, confine: Callable[[Any, frozenset[bytes]], None]
+    ) -> bool:
         if again.lease.header == self.decoration.lease.header:
             _same_credential(response.status_code)
             return False
         _apply(self.request.headers, again)
+        confine(self.request, _redirects.header_names(again.headers))
         httpx_carry_cookies(self.request, response)
         return True
 
@@ -320,7 +334,8 @@ class _HttpxSend:
         if fresh is None:
             return False
         outgoing = _httpx_outgoing(self.request, self._body())
-        return self._finish(response, self.decorator.decorate(fresh, outgoing, self.decoration))
+        again = self.decorator.decorate(fresh, outgoing, self.decoration)
+        return self._finish(response, again, _redirects.confine)
 
     async def aresend(self, response: Any) -> bool:
         """:meth:`resend` for asyncio and trio."""
@@ -333,7 +348,7 @@ class _HttpxSend:
             return False
         outgoing = _httpx_outgoing(self.request, self._body())
         again = await self.decorator.adecorate(fresh, outgoing, self.decoration)
-        return self._finish(response, again)
+        return self._finish(response, again, _redirects.aconfine)
 
 
 def _httpx_start(decorator: RequestDecorator, hosts: HostPolicy, request: Any) -> tuple[str, bool]:
@@ -357,6 +372,7 @@ def prepare_httpx(
     body = _httpx_body(request) if decorator.needs_body else None
     decoration = decorator.decorate(driver.engine.current(), _httpx_outgoing(request, body), None)
     _apply(request.headers, decoration)
+    _redirects.confine(request, _redirects.header_names(decoration.headers))
     return _HttpxSend(decorator, driver, origin, request, decoration, rewind)
 
 
@@ -372,6 +388,7 @@ async def prepare_httpx_async(
     lease = await driver.engine.acurrent()
     decoration = await decorator.adecorate(lease, _httpx_outgoing(request, body), None)
     _apply(request.headers, decoration)
+    _redirects.aconfine(request, _redirects.header_names(decoration.headers))
     return _HttpxSend(decorator, driver, origin, request, decoration, rewind)
 
 

@@ -9,14 +9,13 @@ it asks :mod:`delivery_auth.flow` what to do and lets the sync driver do it.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urljoin
 
 import requests
 
+from . import _redirects
 from ._drive import Driver
 from ._peek import read_requests_body
 from .flow import Attempt, Step, judge_status, same_origin
-from .hosts import origin_of
 from .replay import ResentResponse, Rewind, requests_carry_cookies
 
 __all__ = ["RequestsRetry"]
@@ -72,7 +71,7 @@ class RequestsRetry:
         **more: Any,
     ) -> requests.Response:
         if self.strip_on_redirect and r.is_redirect:
-            _drop_across_origins(r, self.header, self.attempt.origin)
+            _redirects.drop_before_redirect(r, r.request, (self.header,), self.attempt.origin)
         statuses = self.failure_statuses
         if statuses is not None and r.status_code not in statuses:
             return r  # the full judgement would say done too, whosever response this is
@@ -116,6 +115,10 @@ class RequestsRetry:
         r.request.headers[self.header] = fresh.header
         connection = r.connection
         retried = ResentResponse.after(connection.send(prep, **kwargs), r)
+        if self.strip_on_redirect and retried.is_redirect:
+            # This hook does not see the resend's responses, and requests follows its
+            # redirect by copying r.request: drop the credential there first.
+            _redirects.drop_before_redirect(retried, r.request, (self.header,), self.attempt.origin)
         retried.request = prep
         return retried
 
@@ -126,15 +129,3 @@ class RequestsRetry:
             return False
         url = sent.url or ""
         return url.startswith(self.prefix) or same_origin(url, self.attempt.origin)
-
-
-def _drop_across_origins(r: requests.Response, header: str, origin: str) -> None:
-    """Remove ``header`` from the request requests will copy to follow redirect ``r``
-    when the redirect leaves ``origin``."""
-    target = urljoin(r.url or "", r.headers.get("location", ""))
-    try:
-        same = origin_of(target) == origin
-    except ValueError:
-        same = False
-    if not same:
-        r.request.headers.pop(header, None)

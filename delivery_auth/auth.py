@@ -34,7 +34,7 @@ import httpx
 import requests
 from requests.auth import AuthBase
 
-from . import _decorate
+from . import _decorate, _redirects
 from ._drive import Driver
 from ._peek import aread_httpx_body, read_httpx_body
 from ._requests_hook import RequestsRetry
@@ -114,6 +114,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         self._hosts = HostPolicy(allowed_hosts)
         self._header = check_header_name(header, "header")
         self._default_headers = check_default_headers(default_headers)
+        # httpx drops only Authorization on a cross-origin redirect: the others need us
+        self._confined = _redirects.header_names((self._header,))
         detector = failure_detector or StatusFailureDetector()
         self._flow = Flow(detector, self._cannot_refresh, self._header)
         self._driver = Driver(engine, self._flow)
@@ -319,6 +321,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         request.headers[self._header] = attempt.lease.header
         if self._default_headers:
             add_missing(request.headers, self._default_headers)
+        if self._confined:
+            _redirects.confine(request, self._confined)
         rewind = httpx_rewind(request)
         response = yield request
         statuses = self._flow.failure_statuses
@@ -349,6 +353,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         request.headers[self._header] = attempt.lease.header
         if self._default_headers:
             add_missing(request.headers, self._default_headers)
+        if self._confined:
+            _redirects.aconfine(request, self._confined)
         rewind = httpx_rewind(request, asynchronous=True)
         if isinstance(rewind, SeekPoints):  # async files report where they stand: await it
             rewind = await rewind.settle()
@@ -431,7 +437,14 @@ def _httpx_plan(flow: Flow, attempt: Attempt, url: Any, response: Any) -> Plan |
     if step is Step.DONE:
         return None
     sent = response.request
-    if sent.headers.get(flow.header) != attempt.lease.header:
+    header = flow.header
+    # Another header may have been taken off a redirect on the way (see _redirects).
+    carried = (
+        sent.headers.get(header)
+        if header == "Authorization"
+        else _redirects.sent_header(sent, header)
+    )
+    if carried != attempt.lease.header:
         return None
     if sent.url is not url and not same_origin(str(sent.url), attempt.origin):
         return None

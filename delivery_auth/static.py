@@ -102,9 +102,12 @@ class ApiKeyAuth(DeliveryAuth):
     (``None``: any https host) binds the key to the hosts it is for; plain http is refused
     except to loopback. ``default_headers`` go on every request that does not set them.
 
-    With ``follow_redirects=True``, httpx keeps every header but ``Authorization`` on a
-    redirect to another origin: keep redirects off (httpx's default) for a key sent in
-    another header. requests is handled: the key is dropped before such a redirect.
+    A key sent in another header than ``Authorization`` never follows a redirect to
+    another origin either (requests, httpx and httpx2 drop only ``Authorization``
+    themselves; see :mod:`delivery_auth._redirects`). With httpx and httpx2 this goes
+    through the request's ``trace`` extension: a transport that never calls it (not
+    built on httpcore) sends redirected requests as httpx built them, key included, so
+    keep ``follow_redirects`` off with such a transport.
 
     Example::
 
