@@ -72,8 +72,10 @@ API_PATHS = {
 
 
 def first_tokens(provider: str) -> int:
-    """Token requests of a first call: none for credentials the user already holds."""
-    return 0 if PAGES[provider].demo.token_option is not None else 1
+    """Token-endpoint requests of a first call: none for credentials the user already
+    holds, nor for credentials made locally (a signature, a self-signed JWT)."""
+    page = PAGES[provider]
+    return 0 if page.demo.token_option is not None or page.token_path is None else 1
 
 
 def api_path(provider: str) -> str:
