@@ -124,7 +124,7 @@ class RequestDecorator(Protocol):
     ) -> Decoration: ...
 
 
-def _unsignable(kind: str) -> UnsignableBodyError:
+def unsignable(kind: str) -> UnsignableBodyError:
     return UnsignableBodyError(
         f"This auth object computes its credential over the request body, and the body is "
         f"{kind} whose bytes cannot be known before it is sent (reading it would use it up). "
@@ -132,7 +132,7 @@ def _unsignable(kind: str) -> UnsignableBodyError:
     )
 
 
-def _same_credential(status_code: int) -> None:
+def same_credential(status_code: int) -> None:
     logger.warning(
         "The API rejected the request (HTTP %s) and decorating it again produced the same "
         "credential: returning the response instead of resending it.",
@@ -164,7 +164,7 @@ def _requests_outgoing(r: requests.PreparedRequest, needs_body: bool) -> Outgoin
             payload = body.encode("latin-1" if is_urllib3_1 else "utf-8")
             r.body = payload
         else:
-            raise _unsignable(f"a {type(body).__name__}")
+            raise unsignable(f"a {type(body).__name__}")
     return OutgoingRequest(r.method or "GET", r.url or "", r.path_url, payload)
 
 
@@ -233,7 +233,7 @@ class _RequestsResend:
             fresh, _requests_outgoing(prep, self.decorator.needs_body), decoration
         )
         if again.lease.header == decoration.lease.header:
-            _same_credential(r.status_code)
+            same_credential(r.status_code)
             return r
         r.content  # noqa: B018 - free the connection before sending again
         r.close()
@@ -318,7 +318,7 @@ class _HttpxSend:
         self, response: Any, again: Decoration, confine: Callable[[Any, frozenset[bytes]], None]
     ) -> bool:
         if again.lease.header == self.decoration.lease.header:
-            _same_credential(response.status_code)
+            same_credential(response.status_code)
             return False
         _apply(self.request.headers, again)
         confine(self.request, _redirects.header_names(again.headers))
@@ -357,7 +357,7 @@ def _httpx_start(decorator: RequestDecorator, hosts: HostPolicy, request: Any) -
     if not decorator.needs_body or _httpx_body(request) is not None:
         return origin, False
     if not _multipart(request):
-        raise _unsignable("a stream (a generator, iterator or file passed as content=)")
+        raise unsignable("a stream (a generator, iterator or file passed as content=)")
     return origin, True
 
 

@@ -26,8 +26,10 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._decorate import Decoration, OutgoingRequest, same_credential, unsignable
 from .auth import DeliveryAuth
 from .flow import Attempt, FailureDetector, Step, body_limit, declared_length, judge_response
+from .headers import add_missing
 from .hosts import origin_of
 from .replay import UNREPLAYABLE, merge_cookie_headers
 
@@ -107,8 +109,20 @@ class AuthMiddleware:
                 return response
         auth = self._auth
         origin = auth._hosts.origin_for_url(url)
-        lease = await auth._engine.acurrent()
-        request.headers["Authorization"] = lease.header
+        decorator = auth._decorator
+        outgoing: OutgoingRequest | None = None
+        decoration: Decoration | None = None
+        if decorator is not None:  # a signature, a second token: made from the request
+            outgoing = await _outgoing(request, decorator.needs_body)
+            lease = await auth._engine.acurrent()
+            decoration = await decorator.adecorate(lease, outgoing, None)
+            request.headers.update(decoration.headers)
+            header, lease = decoration.credential_header, decoration.lease
+        else:
+            header, lease = auth._header, await auth._engine.acurrent()
+            request.headers[header] = lease.header
+            if auth._default_headers:
+                add_missing(request.headers, auth._default_headers)
         response = await handler(request)
         attempt = Attempt(origin, lease)
         driver = auth._driver
@@ -120,7 +134,7 @@ class AuthMiddleware:
             response.status,
             content_type,
             str(response.url),
-            request.headers.get("Authorization"),
+            request.headers.get(header),
         )
         if step is Step.DONE:
             self._note_redirect(response, origin)
@@ -137,12 +151,20 @@ class AuthMiddleware:
         if fresh is None:
             self._note_redirect(response, origin)
             return response
+        if decorator is not None and outgoing is not None and decoration is not None:
+            again = await decorator.adecorate(fresh, outgoing, decoration)
+            if again.lease.header == decoration.lease.header:
+                same_credential(response.status)
+                self._note_redirect(response, origin)
+                return response
+            request.headers.update(again.headers)
+        else:
+            request.headers[header] = fresh.header
         cookies = "; ".join(f"{m.key}={m.coded_value}" for m in response.cookies.values())
         response.release()
         merged = merge_cookie_headers(request.headers.get("Cookie"), cookies or None)
         if merged is not None:
             request.headers["Cookie"] = merged
-        request.headers["Authorization"] = fresh.header
         resent = await handler(request)
         self._note_redirect(resent, origin)
         return resent
@@ -165,6 +187,24 @@ def _origin(url: str) -> str | None:
         return origin_of(url)
     except ValueError:
         return None
+
+
+async def _outgoing(request: ClientRequest, needs_body: bool) -> OutgoingRequest:
+    """The request as a decorator sees it; its body bytes when the decorator signs them
+    (a body aiohttp streams, such as an async generator or a file, cannot be signed)."""
+    from aiohttp.payload import BytesPayload
+
+    body = request.body
+    data: bytes | None = None
+    if needs_body:
+        if not body:
+            data = b""
+        elif isinstance(body, BytesPayload):
+            data = await body.as_bytes()
+        else:
+            raise unsignable(f"a {type(body).__name__} (a stream)")
+    url = request.url
+    return OutgoingRequest(request.method, str(url), url.raw_path_qs, data)
 
 
 def _replayable(request: ClientRequest) -> bool:

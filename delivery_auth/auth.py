@@ -34,26 +34,22 @@ import httpx
 import requests
 from requests.auth import AuthBase
 
-from . import _decorate, _redirects
+from . import _decorate, _httpx_routes, _redirects
 from ._drive import Driver
 from ._peek import aread_httpx_body, read_httpx_body
 from ._requests_hook import RequestsRetry
 from .engine import Lease, TokenEngine, await_future
+from .events import EventHook, Events
 from .flow import (
     Attempt,
     FailureDetector,
     Flow,
-    Plan,
     StatusFailureDetector,
-    Step,
-    judge_status,
-    same_origin,
 )
 from .headers import add_missing, check_default_headers, check_header_name
 from .hosts import ORIGIN_CACHE_LIMIT, HostPolicy, RecentlyUsed
 from .replay import (
     SeekPoints,
-    httpx_carry_cookies,
     httpx_rewind,
     seek_point,
 )
@@ -85,6 +81,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
     ``header``: the request header the credential goes in (``Authorization``; an API
     such as ShipEngine's wants ``API-Key``). ``default_headers``: headers every request
     this object authorises gets unless it sets them itself (MyDHL's ``x-version``).
+    ``on_event``: a callable that gets this object's events (:mod:`delivery_auth.events`:
+    tokens fetched, refreshed, rejected; failed attempts; shared-cache outages).
     """
 
     requires_request_body = False
@@ -109,6 +107,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         failure_detector: FailureDetector | None = None,
         header: str = "Authorization",
         default_headers: Mapping[str, str] | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         self._engine = engine
         self._hosts = HostPolicy(allowed_hosts)
@@ -117,19 +116,18 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         # httpx drops only Authorization on a cross-origin redirect: the others need us
         self._confined = _redirects.header_names((self._header,))
         detector = failure_detector or StatusFailureDetector()
-        self._flow = Flow(detector, self._cannot_refresh, self._header)
+        #: what this object tells ``on_event`` and the process's listeners
+        self._events = Events(type(self), on_event)
+        self._flow = Flow(detector, self._cannot_refresh, self._header, self._events)
+        engine.attach(self._events)
         self._driver = Driver(engine, self._flow)
         # The cached paths (see _reuse_rounds): each entry is valid while its lease is
         # the engine's current one (identity) and not due for refresh.
         # requests: "scheme://netloc/" as written -> the hook of body-less calls there
         self._requests_hooks: RecentlyUsed[str, RequestsRetry] = RecentlyUsed(ORIGIN_CACHE_LIMIT)
         self._requests_last: RequestsRetry | None = None  # the last one used, checked first
-        # httpx/httpx2: parsed (scheme, userinfo, host, port) -> (that key, the attempt
-        # to send there), and the last one used, checked first
-        self._httpx_attempts: RecentlyUsed[tuple[object, ...], _Route] = RecentlyUsed(
-            ORIGIN_CACHE_LIMIT
-        )
-        self._httpx_last: _Route | None = None
+        # httpx/httpx2: the attempt per origin (see _httpx_routes)
+        self._httpx = _httpx_routes.HttpxRoutes(engine, self._reuse_rounds)
 
     # -- identity ---------------------------------------------------------------------
 
@@ -314,7 +312,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
                 yield request
             return
         url = request.url  # immutable: a response whose request has this one is from here
-        attempt = self._cached_attempt(url)
+        attempt = self._httpx.cached(url)
         if attempt is None:
             origin = self._hosts.origin_for_url(url)  # refused hosts never cost a token
             attempt = self._httpx_attempt(url, origin, self._engine.current())
@@ -328,12 +326,12 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         statuses = self._flow.failure_statuses
         if statuses is not None and response.status_code not in statuses:
             return  # the full judgement would say done too, whosever response this is
-        plan = _httpx_plan(self._flow, attempt, url, response)
+        plan = _httpx_routes.plan(self._flow, attempt, url, response)
         if plan is None:
             return
         fresh = self._driver.run(plan, functools.partial(read_httpx_body, response), rewind)
         if fresh is not None:
-            _httpx_prepare_resend(request, response, fresh, self._header)
+            _httpx_routes.prepare_resend(request, response, fresh, self._header)
             yield request
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
@@ -346,7 +344,7 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
                 yield request
             return
         url = request.url
-        attempt = self._cached_attempt(url)
+        attempt = self._httpx.cached(url)
         if attempt is None:
             origin = self._hosts.origin_for_url(url)
             attempt = self._httpx_attempt(url, origin, await self._engine.acurrent())
@@ -362,95 +360,14 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         statuses = self._flow.failure_statuses
         if statuses is not None and response.status_code not in statuses:
             return
-        plan = _httpx_plan(self._flow, attempt, url, response)
+        plan = _httpx_routes.plan(self._flow, attempt, url, response)
         if plan is None:
             return
         fresh = await self._driver.arun(plan, functools.partial(aread_httpx_body, response), rewind)
         if fresh is not None:
-            _httpx_prepare_resend(request, response, fresh, self._header)
+            _httpx_routes.prepare_resend(request, response, fresh, self._header)
             yield request
 
-    def _cached_attempt(self, url: Any) -> Attempt | None:
-        """The attempt an earlier call to ``url``'s origin made with the engine's current
-        lease, while that lease is not due for refresh; else ``None``.
-
-        Origins are told apart by httpx's parsed ``(scheme, userinfo, host, port)``,
-        which decides everything the host check looks at (see
-        :meth:`HostPolicy.origin_for_url`); the last one used is compared part by part,
-        which costs less than hashing a new key.
-        """
-        reference = getattr(url, "_uri_reference", None)  # httpx's parsed URL tuple
-        if not isinstance(reference, tuple):
-            return None
-        current = self._engine.lease
-        route = self._httpx_last
-        if (
-            route is None
-            or route[1].lease is not current
-            or reference[2] != route[0][2]  # the host first: it differs most often
-            or reference[3] != route[0][3]
-            or reference[0] != route[0][0]
-            or reference[1] != route[0][1]
-        ):
-            if not self._reuse_rounds:
-                return None
-            key = reference[:4]
-            entries = self._httpx_attempts.entries  # RecentlyUsed.get, inlined: a hot path
-            route = entries.get(key)
-            if route is None or route[1].lease is not current:
-                return None
-            try:  # noqa: SIM105 - contextlib.suppress costs more than this whole lookup
-                entries.move_to_end(key)
-            except KeyError:  # pragma: no cover - evicted by another thread meanwhile
-                pass
-            self._httpx_last = route
-        if current is not None and monotonic() < current.refresh_at:
-            return route[1]
-        return None
-
     def _httpx_attempt(self, url: Any, origin: str, lease: Lease) -> Attempt:
-        """The attempt to send to ``url`` (of ``origin``, admitted) with ``lease``: the one
-        remembered for them when there is one, else a new one, remembered."""
-        reference = getattr(url, "_uri_reference", None)
-        if not self._reuse_rounds or not isinstance(reference, tuple):
-            return Attempt(origin, lease)
-        key = reference[:4]
-        route = self._httpx_attempts.get(key)
-        if route is None or route[1].lease is not lease:
-            route = (key, Attempt(origin, lease))
-            self._httpx_attempts.put(key, route)
-        self._httpx_last = route
-        return route[1]
-
-
-def _httpx_plan(flow: Flow, attempt: Attempt, url: Any, response: Any) -> Plan | None:
-    """The flow's plan for an httpx or httpx2 response to a request sent to ``url``, or
-    ``None``: done with it.
-
-    The detector is asked first; only a response it does not call done is checked for
-    being ours (our token on the request, the origin it was authorised for: a request
-    whose URL is still the very object we admitted is, without formatting it).
-    """
-    status_code = response.status_code
-    content_type = response.headers.get("content-type", "")
-    step = judge_status(flow.detector, status_code, content_type)
-    if step is Step.DONE:
-        return None
-    sent = response.request
-    header = flow.header
-    # Another header may have been taken off a redirect on the way (see _redirects).
-    carried = (
-        sent.headers.get(header)
-        if header == "Authorization"
-        else _redirects.sent_header(sent, header)
-    )
-    if carried != attempt.lease.header:
-        return None
-    if sent.url is not url and not same_origin(str(sent.url), attempt.origin):
-        return None
-    return flow.plan(attempt, step, status_code, content_type)
-
-
-def _httpx_prepare_resend(request: Any, rejected: Any, fresh: Lease, header: str) -> None:
-    request.headers[header] = fresh.header
-    httpx_carry_cookies(request, rejected)
+        """The attempt to send to ``url`` (of ``origin``, admitted) with ``lease``."""
+        return self._httpx.attempt(url, origin, lease)

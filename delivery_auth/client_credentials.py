@@ -16,6 +16,7 @@ from .auth import DeliveryAuth
 from .cache.base import TokenCache, cache_key
 from .cache.memory import MemoryTokenCache
 from .engine import TokenEngine, TokenSource
+from .events import EventHook
 from .fetch import TokenFetcher
 from .flow import FailureDetector
 from .policy import BackoffPolicy, RefreshPolicy
@@ -89,6 +90,7 @@ class ClientCredentialsAuth(DeliveryAuth):
         max_token_age: float | None = None,
         backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         policy = RefreshPolicy(
             refresh_margin=refresh_margin, refresh_ratio=refresh_ratio, max_age=max_token_age
@@ -140,7 +142,12 @@ class ClientCredentialsAuth(DeliveryAuth):
             ),
             policy=policy,
         )
-        super().__init__(engine, allowed_hosts=allowed_hosts, failure_detector=failure_detector)
+        super().__init__(
+            engine,
+            allowed_hosts=allowed_hosts,
+            failure_detector=failure_detector,
+            on_event=on_event,
+        )
 
     def _grant(self) -> tuple[str, dict[str, str], dict[str, str]]:
         """The grant the token requests ask for: its type, its fields, and those of its

@@ -33,6 +33,7 @@ from typing import Protocol, TypeVar
 from .cache.base import TokenCache
 from .cache.memory import MemoryTokenCache
 from .errors import DeliveryAuthError
+from .events import SILENT, Events
 from .policy import RefreshPolicy
 from .token import Token
 
@@ -169,7 +170,17 @@ class TokenEngine:
         self.lease: Lease | None = self._lease_for(initial) if initial is not None else None
         #: token requests this engine made (for tests, the demo and the benchmark)
         self.fetch_count = 0
+        #: where this engine reports what it does (see :meth:`attach`)
+        self.events: Events = SILENT
         _ENGINES.add(self)
+
+    def attach(self, events: Events) -> None:
+        """Report to ``events`` (the auth object's): token fetches, refreshes and their
+        failures, and the outages of a shared cache (its ``observers``)."""
+        self.events = events
+        observers = getattr(self._cache, "observers", None)
+        if observers is not None:
+            observers.add(events)
 
     # -- the hot path ---------------------------------------------------------------
 

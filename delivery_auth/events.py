@@ -36,7 +36,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    from .token import Token
 
 __all__ = [
     "AuthEvent",
@@ -51,6 +54,7 @@ __all__ = [
     "TokenRefreshedAhead",
     "TokenRejected",
     "add_listener",
+    "provider_name",
     "remove_listener",
 ]
 
@@ -204,7 +208,7 @@ class Events:
 
     __slots__ = ("__weakref__", "_provider", "on_event")
 
-    def __init__(self, provider: str, on_event: EventHook | None = None) -> None:
+    def __init__(self, provider: str | type, on_event: EventHook | None = None) -> None:
         if on_event is not None and not callable(on_event):
             raise TypeError(
                 f"on_event must be a callable taking one event, got {type(on_event).__name__}"
@@ -214,13 +218,93 @@ class Events:
 
     @property
     def provider(self) -> str:
-        """The provider's short name that every event of this object carries."""
-        return self._provider
+        """The provider's short name that every event of this object carries (given as
+        an auth class, it is looked up in the registry when first needed)."""
+        provider = self._provider
+        if not isinstance(provider, str):
+            provider = self._provider = provider_name(provider)
+        return provider
 
     @property
     def wanted(self) -> bool:
         """Whether anybody listens."""
         return self.on_event is not None or bool(_listeners)
+
+    # -- what the engine and the fetcher report (each builds its event only when wanted)
+
+    def fetched(
+        self, token: Token, *, source: str, started: float, attempts: int, waiters: int
+    ) -> None:
+        """A new token (``started``: ``time.monotonic()`` when it was asked for)."""
+        if self.wanted:
+            self.emit(
+                TokenFetched(
+                    provider=self.provider,
+                    fingerprint=token.fingerprint,
+                    source=source,
+                    duration=time.monotonic() - started,
+                    attempts=attempts,
+                    lifetime=token.lifetime,
+                    waiters=waiters,
+                )
+            )
+
+    def fetch_failed(
+        self, error: BaseException, *, started: float, attempts: int, waiters: int
+    ) -> None:
+        """No token: ``error`` ended the request."""
+        if self.wanted:
+            self.emit(
+                TokenFetchFailed(
+                    provider=self.provider,
+                    error=type(error).__name__,
+                    duration=time.monotonic() - started,
+                    attempts=attempts,
+                    waiters=waiters,
+                )
+            )
+
+    def retrying(
+        self, attempt: int, attempts: int, status: int | None, error: str | None, backoff: float
+    ) -> None:
+        """Token-request attempt ``attempt`` failed; the next follows in ``backoff`` s."""
+        if self.wanted:
+            self.emit(
+                TokenEndpointRetry(
+                    provider=self.provider,
+                    attempt=attempt,
+                    attempts=attempts,
+                    status=status,
+                    error=error,
+                    backoff=backoff,
+                )
+            )
+
+    def refreshed_ahead(self, previous: Token, fresh: Token, remaining: float | None) -> None:
+        """``previous`` was replaced by ``fresh`` before it expired."""
+        if self.wanted:
+            self.emit(
+                TokenRefreshedAhead(
+                    provider=self.provider,
+                    fingerprint=fresh.fingerprint,
+                    previous=previous.fingerprint,
+                    remaining=remaining,
+                )
+            )
+
+    def background_failed(
+        self, current: Token | None, error: BaseException, retry_in: float
+    ) -> None:
+        """A refresh ahead of expiry failed; ``current`` stays in use."""
+        if self.wanted:
+            self.emit(
+                BackgroundRefreshFailed(
+                    provider=self.provider,
+                    fingerprint=None if current is None else current.fingerprint,
+                    error=type(error).__name__,
+                    retry_in=retry_in,
+                )
+            )
 
     def emit(self, event: AuthEvent) -> None:
         """Deliver ``event``; a hook that raises is logged and skipped."""
@@ -239,3 +323,23 @@ class Events:
 
 #: For objects built without an Events (direct TokenEngine users, tests).
 SILENT = Events("unknown")
+
+_names: dict[type, str] = {}
+
+
+def provider_name(auth_class: type) -> str:
+    """The registry's short name of ``auth_class`` (or of the nearest registered class
+    it derives from), else the class's own name.
+
+    Example::
+
+        provider_name(DHLeCommerceAuth)   # 'dhl'
+    """
+    found = _names.get(auth_class)
+    if found is None:
+        from .providers.spec import registry
+
+        classes = {spec.auth_class: name for name, spec in registry().items()}
+        found = next((classes[c] for c in auth_class.__mro__ if c in classes), None)
+        found = _names[auth_class] = found or auth_class.__name__
+    return found

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from .engine import Lease
+from .events import SILENT, Events, TokenRejected
 from .hosts import origin_of
 from .token import Token
 
@@ -218,17 +219,20 @@ class Flow:
     ``None``, a response whose status is not in it is done, whatever else it says.
     """
 
-    __slots__ = ("cannot_refresh", "detector", "failure_statuses", "header")
+    __slots__ = ("cannot_refresh", "detector", "events", "failure_statuses", "header")
 
     def __init__(
         self,
         detector: FailureDetector,
         cannot_refresh: Callable[[int], None],
         header: str = "Authorization",
+        events: Events = SILENT,
     ) -> None:
         self.detector = detector
         self.cannot_refresh = cannot_refresh
         self.header = header
+        #: told of every rejected token, and whether the request was resent
+        self.events = events
         self.failure_statuses = failure_statuses(detector)
 
     def plan(self, attempt: Attempt, step: Step, status_code: int, content_type: str) -> Plan:
@@ -243,10 +247,12 @@ class Flow:
         # The token is dead either way: drop it, so later requests do not send it again.
         if not (yield Invalidate(rejected.token)):
             self.cannot_refresh(status_code)
+            self._rejected(rejected, status_code, "no other credentials")
             return None
         # Rewind before fetching the fresh token: an unreplayable body costs no token request.
         if not (yield REWIND_BODY):
             _cannot_resend(status_code)
+            self._rejected(rejected, status_code, "body cannot be replayed")
             return None
         fresh: Lease = yield FRESH_LEASE
         if fresh.header == rejected.header:  # never resend the same token
@@ -256,6 +262,7 @@ class Flow:
                 rejected.token.fingerprint,
                 status_code,
             )
+            self._rejected(rejected, status_code, "same token issued")
             return None
         logger.info(
             "The API rejected token %s (HTTP %s); resending once with token %s",
@@ -263,7 +270,24 @@ class Flow:
             status_code,
             fresh.token.fingerprint,
         )
+        self._rejected(rejected, status_code, "resent", fresh)
         return fresh
+
+    def _rejected(
+        self, rejected: Lease, status_code: int, reason: str, fresh: Lease | None = None
+    ) -> None:
+        events = self.events
+        if events.wanted:
+            events.emit(
+                TokenRejected(
+                    provider=events.provider,
+                    fingerprint=rejected.token.fingerprint,
+                    status=status_code,
+                    resent=fresh is not None,
+                    reason=reason,
+                    replacement=None if fresh is None else fresh.token.fingerprint,
+                )
+            )
 
 
 def _cannot_resend(status_code: int) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from .cache.base import TokenCache
 from .client_credentials import ClientCredentialsAuth
+from .events import EventHook
 from .flow import FailureDetector
 from .policy import BackoffPolicy
 
@@ -76,6 +77,7 @@ class PasswordGrantAuth(ClientCredentialsAuth):
         max_token_age: float | None = None,
         backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         for name, value in (("username", username), ("password", password)):
             if not isinstance(value, str) or not value:
@@ -99,6 +101,7 @@ class PasswordGrantAuth(ClientCredentialsAuth):
             max_token_age=max_token_age,
             backoff=backoff,
             failure_detector=failure_detector,
+            on_event=on_event,
         )
 
     def _grant(self) -> tuple[str, dict[str, str], dict[str, str]]:

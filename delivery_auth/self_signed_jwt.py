@@ -42,6 +42,7 @@ from .auth import DeliveryAuth
 from .cache.base import TokenCache
 from .cache.memory import MemoryTokenCache
 from .engine import TokenEngine
+from .events import EventHook
 from .flow import FailureDetector
 from .policy import RefreshPolicy
 from .token import Token
@@ -240,6 +241,7 @@ class SelfSignedJWTAuth(DeliveryAuth):
         max_token_age: float | None = None,
         allowed_hosts: Sequence[str] | str | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         signing_key = _import(key, algorithm)
         lifetime = check_lifetime(lifetime)
@@ -294,7 +296,12 @@ class SelfSignedJWTAuth(DeliveryAuth):
             format_header=lambda token: f"{scheme} {token.access_token}",
             lock_timeout=10.0,  # minting is local: a lock holder is done in milliseconds
         )
-        super().__init__(engine, allowed_hosts=allowed_hosts, failure_detector=failure_detector)
+        super().__init__(
+            engine,
+            allowed_hosts=allowed_hosts,
+            failure_detector=failure_detector,
+            on_event=on_event,
+        )
 
     @property
     def algorithm(self) -> str:

@@ -39,6 +39,7 @@ from ._decorate import Decoration, OutgoingRequest, with_header
 from .auth import DeliveryAuth
 from .cache.memory import MemoryTokenCache
 from .engine import Lease, TokenEngine
+from .events import EventHook
 from .flow import FailureDetector
 from .policy import RefreshPolicy
 from .token import Token
@@ -183,6 +184,7 @@ class HmacSigningAuth(DeliveryAuth):
         credential_header: str = "Authorization",
         allowed_hosts: Sequence[str] | str | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         if not isinstance(key_id, str) or not key_id.strip() or _has_control(key_id):
             raise ValueError("key_id must be a non-empty string without control characters")
@@ -208,7 +210,12 @@ class HmacSigningAuth(DeliveryAuth):
             policy=RefreshPolicy(),
             format_header=lambda token: token.access_token,
         )
-        super().__init__(engine, allowed_hosts=allowed_hosts, failure_detector=failure_detector)
+        super().__init__(
+            engine,
+            allowed_hosts=allowed_hosts,
+            failure_detector=failure_detector,
+            on_event=on_event,
+        )
         self._decorator = _Signer(self)
 
     def timestamp(self) -> int:

@@ -27,6 +27,7 @@ from .auth import DeliveryAuth
 from .cache.memory import MemoryTokenCache
 from .engine import TokenEngine
 from .errors import CredentialsRejectedError, DeliveryAuthError
+from .events import EventHook
 from .flow import FailureDetector
 from .headers import check_header_name
 from .hosts import check_endpoint_url
@@ -130,6 +131,7 @@ class ApiKeyAuth(DeliveryAuth):
         allowed_hosts: Sequence[str] | str | None = None,
         failure_detector: FailureDetector | None = None,
         default_headers: Mapping[str, str] | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         key = _check_secret("key", key).strip()
         if scheme is not None:
@@ -144,6 +146,7 @@ class ApiKeyAuth(DeliveryAuth):
             failure_detector=failure_detector,
             header=header,
             default_headers=default_headers,
+            on_event=on_event,
         )
 
     def _cannot_refresh(self, status_code: int) -> None:
@@ -195,6 +198,7 @@ class BasicCredentialsAuth(ApiKeyAuth):
         allowed_hosts: Sequence[str] | str | None = None,
         failure_detector: FailureDetector | None = None,
         default_headers: Mapping[str, str] | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         self.username = username if isinstance(username, str) else ""
         super().__init__(
@@ -203,6 +207,7 @@ class BasicCredentialsAuth(ApiKeyAuth):
             allowed_hosts=allowed_hosts,
             failure_detector=failure_detector,
             default_headers=default_headers,
+            on_event=on_event,
         )
 
     def __repr__(self) -> str:

@@ -23,6 +23,7 @@ from ..cache.base import TokenCache
 from ..client_credentials import ClientCredentialsAuth
 from ..engine import TokenSource
 from ..errors import ConfigurationError
+from ..events import EventHook
 from ..fetch import TokenFetcher
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS
@@ -138,6 +139,7 @@ class BringgAuth(ClientCredentialsAuth):
         allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
         backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         key = region.strip().lower() if isinstance(region, str) else region
         if key not in REGION_HOSTS:
@@ -163,6 +165,7 @@ class BringgAuth(ClientCredentialsAuth):
             allowed_hosts=allowed_hosts,
             backoff=backoff,
             failure_detector=failure_detector,
+            on_event=on_event,
         )
 
     @property

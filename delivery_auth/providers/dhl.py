@@ -20,6 +20,7 @@ from typing import Any
 
 from ..cache.base import TokenCache
 from ..client_credentials import ClientCredentialsAuth
+from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS
 from ..policy import BackoffPolicy
@@ -83,6 +84,7 @@ class DHLeCommerceAuth(ClientCredentialsAuth):
         allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
         backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         key = environment.strip().lower() if isinstance(environment, str) else environment
         if key not in ENVIRONMENTS:
@@ -104,6 +106,7 @@ class DHLeCommerceAuth(ClientCredentialsAuth):
             allowed_hosts=allowed_hosts,
             backoff=backoff,
             failure_detector=failure_detector,
+            on_event=on_event,
         )
 
     @classmethod

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..cache.base import TokenCache
+from ..events import EventHook
 from ..flow import FailureDetector
 from ..password_grant import PasswordGrantAuth
 from ..policy import BackoffPolicy
@@ -92,6 +93,7 @@ class DHLParcelDEAuth(PasswordGrantAuth):
         allowed_hosts: Sequence[str] | str | None = None,
         backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         self.environment = choose_environment("DHL Parcel DE", environment, ENVIRONMENTS)
         host = ENVIRONMENTS[self.environment]
@@ -113,6 +115,7 @@ class DHLParcelDEAuth(PasswordGrantAuth):
             allowed_hosts=hosts_for(host) if allowed_hosts is None else allowed_hosts,
             backoff=backoff,
             failure_detector=failure_detector,
+            on_event=on_event,
         )
 
     @property

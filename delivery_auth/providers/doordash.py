@@ -26,6 +26,7 @@ import requests
 
 from ..cache.base import TokenCache
 from ..errors import CredentialsRejectedError, DeliveryAuthError
+from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..self_signed_jwt import SelfSignedJWTAuth, check_lifetime
@@ -107,6 +108,7 @@ class DoorDashDriveAuth(SelfSignedJWTAuth):
         max_token_age: float | None = None,
         allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         for name, value in (("developer_id", developer_id), ("key_id", key_id)):
             if not isinstance(value, str) or not value.strip():
@@ -126,6 +128,7 @@ class DoorDashDriveAuth(SelfSignedJWTAuth):
             max_token_age=max_token_age,
             allowed_hosts=allowed_hosts,
             failure_detector=failure_detector,
+            on_event=on_event,
         )
 
     @property

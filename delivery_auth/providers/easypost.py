@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..static import BasicCredentialsAuth, verify_static
@@ -54,13 +55,18 @@ class EasyPostAuth(BasicCredentialsAuth):
         api_url: str = API_URL,
         allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         self.api_url = check_endpoint_url(api_url, "api_url").rstrip("/")
         if isinstance(api_key, str):
             api_key = api_key.strip()
         try:
             super().__init__(
-                api_key, "", allowed_hosts=allowed_hosts, failure_detector=failure_detector
+                api_key,
+                "",
+                allowed_hosts=allowed_hosts,
+                failure_detector=failure_detector,
+                on_event=on_event,
             )
         except ValueError as exc:  # worded for the username: say api_key
             raise ValueError(str(exc).replace("username", "api_key")) from None

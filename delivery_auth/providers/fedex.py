@@ -24,6 +24,7 @@ from typing import Any
 
 from ..cache.base import TokenCache
 from ..client_credentials import ClientCredentialsAuth
+from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS
 from ..policy import BackoffPolicy
@@ -132,6 +133,7 @@ class FedExAuth(ClientCredentialsAuth):
         allowed_hosts: Sequence[str] | str | None = ENVIRONMENT_HOSTS,
         backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         key = environment.strip().lower() if isinstance(environment, str) else environment
         if key not in ENVIRONMENTS:
@@ -155,6 +157,7 @@ class FedExAuth(ClientCredentialsAuth):
             allowed_hosts=allowed_hosts,
             backoff=backoff,
             failure_detector=failure_detector,
+            on_event=on_event,
         )
 
     def _grant(self) -> tuple[str, dict[str, str], dict[str, str]]:

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 
 from ..errors import CredentialsRejectedError, DeliveryAuthError
+from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..signing import HmacSigningAuth, SigningInput
@@ -81,6 +82,7 @@ class LalamoveAuth(HmacSigningAuth):
         request_id: bool = True,
         allowed_hosts: Sequence[str] | str | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         key = environment.strip().lower() if isinstance(environment, str) else environment
         if key not in ENVIRONMENTS:
@@ -97,6 +99,7 @@ class LalamoveAuth(HmacSigningAuth):
             _check("api_secret", api_secret),
             allowed_hosts=allowed_hosts,
             failure_detector=failure_detector,
+            on_event=on_event,
         )
 
     def string_to_sign(self, request: SigningInput) -> bytes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..static import BasicCredentialsAuth, verify_static
@@ -72,6 +73,7 @@ class MyDHLExpressAuth(BasicCredentialsAuth):
         api_version: str = API_VERSION,
         allowed_hosts: Sequence[str] | str | None = (),
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         key = environment.strip().lower() if isinstance(environment, str) else environment
         if key not in ENVIRONMENTS:
@@ -87,6 +89,7 @@ class MyDHLExpressAuth(BasicCredentialsAuth):
             allowed_hosts=allowed_hosts,
             failure_detector=failure_detector,
             default_headers={"x-version": api_version},
+            on_event=on_event,
         )
 
     @staticmethod

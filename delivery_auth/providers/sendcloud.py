@@ -23,6 +23,7 @@ from typing import Any
 from ..cache.base import TokenCache
 from ..client_credentials import ClientCredentialsAuth
 from ..engine import TokenEngine
+from ..events import EventHook
 from ..fetch import TokenFetcher
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
@@ -90,6 +91,7 @@ class SendcloudAuth(ClientCredentialsAuth):
         allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
         backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         if not isinstance(oauth, bool):
             raise TypeError(f"oauth must be True or False, got {oauth!r}")
@@ -113,6 +115,7 @@ class SendcloudAuth(ClientCredentialsAuth):
             allowed_hosts=allowed_hosts,
             backoff=backoff,
             failure_detector=failure_detector,
+            on_event=on_event,
         )
 
     def _make_engine(

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..static import ApiKeyAuth, verify_static
@@ -59,6 +60,7 @@ class ShipEngineAuth(ApiKeyAuth):
         api_url: str = API_URL,
         allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         self.api_url = check_endpoint_url(api_url, "api_url").rstrip("/")
         super().__init__(
@@ -66,6 +68,7 @@ class ShipEngineAuth(ApiKeyAuth):
             header="API-Key",
             allowed_hosts=allowed_hosts,
             failure_detector=failure_detector,
+            on_event=on_event,
         )
         self.sandbox = api_key.strip().startswith("TEST_")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..static import ApiKeyAuth, verify_static
@@ -57,6 +58,7 @@ class ShippoAuth(ApiKeyAuth):
         api_url: str = API_URL,
         allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         self.api_url = check_endpoint_url(api_url, "api_url").rstrip("/")
         super().__init__(
@@ -64,6 +66,7 @@ class ShippoAuth(ApiKeyAuth):
             scheme="ShippoToken",
             allowed_hosts=allowed_hosts,
             failure_detector=failure_detector,
+            on_event=on_event,
         )
         prefix = token.strip()
         self.mode = (

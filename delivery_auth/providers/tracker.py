@@ -29,6 +29,7 @@ from ..cache.memory import MemoryTokenCache
 from ..client_credentials import ClientCredentialsAuth
 from ..engine import TokenEngine
 from ..errors import CredentialsRejectedError, DeliveryAuthError
+from ..events import EventHook
 from ..fetch import TokenFetcher
 from ..flow import DEFAULT_MAX_BODY, FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
@@ -192,6 +193,7 @@ class DeliveryTrackerAuth(ClientCredentialsAuth):
         allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
         backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -216,6 +218,7 @@ class DeliveryTrackerAuth(ClientCredentialsAuth):
             allowed_hosts=allowed_hosts,
             backoff=backoff,
             failure_detector=failure_detector or GraphQLFailureDetector(),
+            on_event=on_event,
         )
 
     def _make_engine(

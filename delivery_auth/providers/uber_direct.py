@@ -24,6 +24,7 @@ from typing import Any
 
 from ..cache.base import TokenCache
 from ..client_credentials import ClientCredentialsAuth
+from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS
 from ..policy import BackoffPolicy
@@ -74,6 +75,7 @@ class UberDirectAuth(ClientCredentialsAuth):
         allowed_hosts: Sequence[str] | str | None = DEFAULT_ALLOWED_HOSTS,
         backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         super().__init__(
             token_url,
@@ -88,6 +90,7 @@ class UberDirectAuth(ClientCredentialsAuth):
             allowed_hosts=allowed_hosts,
             backoff=backoff,
             failure_detector=failure_detector,
+            on_event=on_event,
         )
         if self._fetcher.scope is None:
             raise ValueError("scope must name at least one scope, e.g. 'eats.deliveries'")

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..cache.base import TokenCache
 from ..client_credentials import ClientCredentialsAuth
+from ..events import EventHook
 from ..flow import FailureDetector
 from ..policy import BackoffPolicy
 from ._environments import choose_environment, hosts_for
@@ -82,6 +83,7 @@ class UPSAuth(ClientCredentialsAuth):
         allowed_hosts: Sequence[str] | str | None = None,
         backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         self.environment = choose_environment("UPS", environment, ENVIRONMENTS)
         if merchant_id is not None and (not isinstance(merchant_id, str) or not merchant_id):
@@ -112,6 +114,7 @@ class UPSAuth(ClientCredentialsAuth):
             allowed_hosts=hosts_for(host) if allowed_hosts is None else allowed_hosts,
             backoff=backoff,
             failure_detector=failure_detector,
+            on_event=on_event,
         )
 
     @property

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from ..cache.base import TokenCache
 from ..client_credentials import ClientCredentialsAuth
 from ..dependent import DependentToken, JsonTokenRequest
+from ..events import EventHook
 from ..flow import FailureDetector
 from ..policy import BackoffPolicy, RefreshPolicy
 from ._environments import choose_environment, hosts_for
@@ -158,6 +159,7 @@ class USPSAuth(ClientCredentialsAuth):
         allowed_hosts: Sequence[str] | str | None = None,
         backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         self.environment = choose_environment("USPS", environment, ENVIRONMENTS)
         self.payment_roles = _check_roles(payment_roles)
@@ -179,6 +181,7 @@ class USPSAuth(ClientCredentialsAuth):
             allowed_hosts=hosts_for(host) if allowed_hosts is None else allowed_hosts,
             backoff=backoff,
             failure_detector=failure_detector,
+            on_event=on_event,
         )
         self.payment_url: str | None = None
         if self.payment_roles is not None:

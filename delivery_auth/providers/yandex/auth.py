@@ -28,6 +28,7 @@ from ...auth import DeliveryAuth
 from ...cache.memory import MemoryTokenCache
 from ...engine import TokenEngine, TokenSource
 from ...errors import DeliveryAuthError, InvalidClientError, TokenRequestError, TokenRevokedError
+from ...events import EventHook
 from ...fetch import TokenFetcher
 from ...flow import FailureDetector
 from ...hosts import LOOPBACK_HOSTS, check_endpoint_url
@@ -148,6 +149,7 @@ class YandexCourierAuth(DeliveryAuth):
         timeout: float = 10.0,
         backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         token = _check_credential("token", token)
         self.api_url = check_endpoint_url(api_url, "api_url").rstrip("/")
@@ -183,7 +185,12 @@ class YandexCourierAuth(DeliveryAuth):
             initial=Token(access_token=token, token_type="OAuth"),  # noqa: S106
             refreshable=self.refreshable,
         )
-        super().__init__(engine, allowed_hosts=allowed_hosts, failure_detector=failure_detector)
+        super().__init__(
+            engine,
+            allowed_hosts=allowed_hosts,
+            failure_detector=failure_detector,
+            on_event=on_event,
+        )
 
     @classmethod
     def from_env(
