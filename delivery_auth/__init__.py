@@ -38,14 +38,18 @@ from .providers import (
     YandexCourierAuth,
 )
 from .providers.dhl_parcel_de import DHLParcelDEAuth
+from .providers.doordash import DoorDashDriveAuth
 from .providers.easypost import EasyPostAuth
+from .providers.fedex import FedExAuth
 from .providers.lalamove import LalamoveAuth
 from .providers.mydhl import MyDHLExpressAuth
 from .providers.sendcloud import SendcloudAuth
 from .providers.shipengine import ShipEngineAuth
 from .providers.shippo import ShippoAuth
+from .providers.uber_direct import UberDirectAuth
 from .providers.ups import UPSAuth
 from .providers.usps import USPSAuth
+from .self_signed_jwt import SelfSignedJWTAuth
 from .signing import HmacSigningAuth, SigningInput
 from .static import ApiKeyAuth, BasicCredentialsAuth
 from .token import Token
@@ -67,8 +71,10 @@ __all__ = [
     "DeliveryTrackerAuth",
     "DependentToken",
     "DisallowedHostError",
+    "DoorDashDriveAuth",
     "EasyPostAuth",
     "FailureDetector",
+    "FedExAuth",
     "FileTokenCache",
     "GraphQLFailureDetector",
     "HmacSigningAuth",
@@ -81,6 +87,7 @@ __all__ = [
     "PasswordGrantAuth",
     "RedisTokenCache",
     "RefreshPolicy",
+    "SelfSignedJWTAuth",
     "SendcloudAuth",
     "ShipEngineAuth",
     "ShippoAuth",
@@ -93,6 +100,7 @@ __all__ = [
     "TokenRevokedError",
     "UPSAuth",
     "USPSAuth",
+    "UberDirectAuth",
     "UnsignableBodyError",
     "YandexCourierAuth",
     "__version__",

@@ -255,6 +255,12 @@ class TokenFetcher:
                 self._check_open()
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def redact(self, *secrets: str) -> None:
+        """Keep ``secrets`` (sent in ``grant`` fields, like a child secret) out of every
+        error, as the client secret is, even when the server echoes them."""
+        forms = (form for secret in secrets if secret for form in secret_forms(secret))
+        self._secret_forms = (*self._secret_forms, *forms)
+
     def close(self) -> None:
         """Stop any back-off wait and release the HTTP session."""
         self._closed.set()

@@ -43,7 +43,9 @@ __all__ = [
 logger = logging.getLogger("delivery_auth")
 
 #: Fields never copied into :class:`TokenRequestRecord` (they are secrets).
-_SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "code", "device_code", "password"})
+_SECRET_FIELDS = frozenset(
+    {"client_secret", "refresh_token", "code", "device_code", "password", "child_secret"}
+)
 
 
 class ConnectionResetFault(ConnectionResetError):

@@ -216,6 +216,9 @@ REGISTERED: tuple[str, ...] = (
     "delivery_auth.providers.sendcloud:SPEC",
     "delivery_auth.providers.ups:SPEC",
     "delivery_auth.providers.dhl_parcel_de:SPEC",
+    "delivery_auth.providers.doordash:SPEC",
+    "delivery_auth.providers.fedex:SPEC",
+    "delivery_auth.providers.uber_direct:SPEC",
 )
 
 _lock = threading.Lock()

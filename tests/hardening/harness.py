@@ -73,7 +73,8 @@ API_PATHS = {
 
 def first_tokens(provider: str) -> int:
     """Token requests of a first call: none for credentials the user already holds."""
-    return 0 if PAGES[provider].demo.token_option is not None else 1
+    page = PAGES[provider]  # none without a token endpoint (a key, a signer, a minted JWT)
+    return 0 if page.demo.token_option is not None or page.token_path is None else 1
 
 
 def api_path(provider: str) -> str:
