@@ -260,7 +260,8 @@ def test_the_offline_block_sets_every_providers_test_credentials(
     set to the emulator's test credentials; the Redis of the run is kept."""
     for name in registry():
         for variable, value in environment(name).items():
-            assert examples_env.get(variable) == value, (name, variable)
+            given = examples_env.get(variable)
+            assert given == value, (name, variable)
     assert examples_env["REDIS_URL"] == redis_url
 
 
