@@ -48,8 +48,11 @@ class PasswordGrantAuth(ClientCredentialsAuth):
         requests.get("https://api.example.com/v1/orders", auth=auth)
 
     Args:
-        token_url, client_id, client_secret: as for :class:`ClientCredentialsAuth`.
-        username, password: the resource owner's credentials.
+        token_url: as for :class:`ClientCredentialsAuth`.
+        client_id: as for :class:`ClientCredentialsAuth`.
+        client_secret: as for :class:`ClientCredentialsAuth`.
+        username: the resource owner's username.
+        password: the resource owner's password.
 
     The keyword options are those of :class:`ClientCredentialsAuth` (``scope``,
     ``token_endpoint_auth_method``, ``token_request_format``, ``token_headers``,

@@ -209,7 +209,9 @@ class SelfSignedJWTAuth(DeliveryAuth):
         algorithm: the JWS ``alg`` (``HS256``, ``RS256``, ``ES256``, ...).
         claims: claims every token carries; ``iat``, ``exp`` and ``jti`` are the
             minter's own and may not be given.
-        issuer, subject, audience: shorthands for the ``iss``, ``sub`` and ``aud`` claims.
+        issuer: shorthand for the ``iss`` claim.
+        subject: shorthand for the ``sub`` claim.
+        audience: shorthand for the ``aud`` claim.
         lifetime: seconds from ``iat`` to ``exp`` (any positive number).
         headers: extra JOSE header members (``kid``, or a provider's own); ``alg`` is
             set by ``algorithm``.
@@ -217,7 +219,9 @@ class SelfSignedJWTAuth(DeliveryAuth):
             a different token (the API rejected the last one).
         scheme: the ``Authorization`` scheme (``"Bearer"``).
         cache: where tokens are kept (default: a private :class:`MemoryTokenCache`).
-        refresh_margin, refresh_ratio, max_token_age: see :class:`RefreshPolicy`.
+        refresh_margin: see :class:`RefreshPolicy`.
+        refresh_ratio: see :class:`RefreshPolicy`.
+        max_token_age: see :class:`RefreshPolicy` (``max_age``).
         allowed_hosts: the hosts the token may be sent to (``None``: any https host).
         failure_detector: what counts as "token rejected" (default: HTTP 401).
     """

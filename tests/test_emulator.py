@@ -115,11 +115,11 @@ def test_urls(emu):
     assert emu.token_url("bringg") == f"{emu.base_url}/bringg/oauth/token"
     assert emu.resource_url("yandex") == f"{emu.base_url}/yandex/api/v1/test"
     with pytest.raises(ValueError, match="tracker, bringg, dhl, yandex"):
-        emu.url("fedex")
+        emu.url("no-such-carrier")
 
 
 def test_unknown_paths_are_404(emu):
-    response = requests.get(emu.base_url + "/fedex/token")
+    response = requests.get(emu.base_url + "/no-such-carrier/token")
     assert response.status_code == 404
     assert "/tracker/" in response.json()["error_description"]
     assert requests.get(emu.url("tracker", "/nope")).status_code == 404
