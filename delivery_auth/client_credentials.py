@@ -21,6 +21,16 @@ from .policy import BackoffPolicy, RefreshPolicy
 
 __all__ = ["ClientCredentialsAuth"]
 
+_CACHE_METHODS = ("get", "set", "delete_if", "lock")
+
+
+def _is_token_cache(cache: object) -> bool:
+    """What ``isinstance(cache, TokenCache)`` answers, without the cost of a
+    runtime-checkable protocol (several microseconds per object)."""
+    return isinstance(cache, MemoryTokenCache) or all(
+        callable(getattr(cache, name, None)) for name in _CACHE_METHODS
+    )
+
 
 class ClientCredentialsAuth(DeliveryAuth):
     """OAuth2 client-credentials auth for any token endpoint.
@@ -90,16 +100,18 @@ class ClientCredentialsAuth(DeliveryAuth):
             timeout=timeout,
             backoff=backoff,
         )
-        if cache is not None and not isinstance(cache, TokenCache):
+        if cache is None:
+            cache = MemoryTokenCache()
+        elif not _is_token_cache(cache):
             raise TypeError(
                 f"cache must implement the TokenCache protocol (get, set, delete_if, lock), "
                 f"got {type(cache).__name__}"
             )
         self._fetcher = fetcher
-        self._secret_hash = hashlib.sha256(client_secret.encode()).hexdigest()
+        self._secret_hash: str | None = None  # for _identity(), computed when first needed
         engine = self._make_engine(
             fetcher,
-            cache=cache if cache is not None else MemoryTokenCache(),
+            cache=cache,
             key=cache_key(token_url, client_id, client_secret, fetcher.scope, fetcher.params),
             policy=policy,
         )
@@ -139,6 +151,8 @@ class ClientCredentialsAuth(DeliveryAuth):
 
     def _identity(self) -> tuple[object, ...]:
         fetcher = self._fetcher
+        if self._secret_hash is None:
+            self._secret_hash = hashlib.sha256(fetcher._client_secret.encode()).hexdigest()
         return (
             fetcher.token_url,
             fetcher.client_id,

@@ -111,9 +111,10 @@ class TokenFetcher:
     """Requests tokens from one token endpoint with one set of client credentials.
 
     Not shared between threads on its own: the engine calls it from one flight at a
-    time. ``params`` are sent on every token request, refreshes included. ``timeout``
-    bounds each whole attempt (connecting, sending, headers and body), however slowly
-    the server answers.
+    time (:meth:`close` may come from any thread). ``params`` are sent on every token
+    request, refreshes included. ``timeout`` bounds each whole attempt (connecting,
+    sending, headers and body), however slowly the server answers. The HTTP session is
+    built on the first token request: building an auth object stays cheap.
     """
 
     def __init__(
@@ -147,8 +148,6 @@ class TokenFetcher:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.client_id = client_id
         self._client_secret = client_secret
-        # As given, and as client_secret_basic sends it (a server may echo either).
-        self._secret_forms = (client_secret, quote_plus(client_secret))
         self.scope = _normalise_scope(scope)
         self.auth_method = token_endpoint_auth_method
         self.params: dict[str, str] = {}
@@ -158,8 +157,12 @@ class TokenFetcher:
             self.params[name] = str(raw)
         self.timeout = float(timeout)
         self.backoff = backoff or BackoffPolicy()
-        self._closed = threading.Event()
-        self._session = self._new_session()
+        # close() may come from any thread: it and the first use take this lock to build,
+        # or find, the session and the back-off wake-up (both made on first use).
+        self._lock = threading.Lock()
+        self._closed = False
+        self._wakeup: threading.Event | None = None
+        self._session: _RawTokenSession | None = None
 
     def __repr__(self) -> str:
         return f"TokenFetcher(token_url={self.token_url!r}, client_id={self.client_id!r})"
@@ -209,30 +212,56 @@ class TokenFetcher:
                 attempt + 1,
                 attempts,
             )
-            if self._closed.wait(delay):
-                self._check_open()
+            self._pause(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
-        """Stop any back-off wait and release the HTTP session."""
-        self._closed.set()
-        self._session.close()
+        """Stop any back-off wait and release the HTTP session (if one was ever built)."""
+        with self._lock:
+            self._closed = True
+            session, wakeup = self._session, self._wakeup
+        if wakeup is not None:
+            wakeup.set()
+        if session is not None:
+            session.close()
 
     def reset_after_fork(self) -> None:
-        """Drop the parent's connections in a forked child (they are not ours to close)."""
-        self._session = self._new_session()
+        """Drop the parent's connections in a forked child (they are not ours to close);
+        the next token request builds a new session."""
+        self._lock = threading.Lock()
+        self._wakeup = None
+        self._session = None
 
     # -- internals ----------------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self._closed.is_set():
+        if self._closed:
             raise DeliveryAuthError("This auth object was closed; create a new one to go on.")
+
+    def _open_session(self) -> _RawTokenSession:
+        """The session, built on first use; refused once closed."""
+        with self._lock:
+            self._check_open()
+            if self._session is None:
+                self._session = self._new_session()
+            return self._session
+
+    def _pause(self, delay: float) -> None:
+        """Wait ``delay`` seconds before the next attempt; close() ends the wait at once."""
+        with self._lock:
+            self._check_open()
+            if self._wakeup is None:
+                self._wakeup = threading.Event()
+            wakeup = self._wakeup
+        if wakeup.wait(delay):
+            self._check_open()
 
     def _attempt(self, grant_type: str, form: Mapping[str, str]) -> Token | _Setback:
         """One token request: the token, a setback worth another attempt, or our error."""
         started = time.monotonic()
+        session = self._open_session()
         try:
-            response = self._session.fetch_token(
+            response = session.fetch_token(
                 self.token_url,
                 grant_type=grant_type,
                 timeout=self.timeout,
@@ -259,7 +288,8 @@ class TokenFetcher:
                 response.headers,
                 response.content,
                 token_url=self.token_url,
-                secrets=self._secret_forms,
+                # As given, and as client_secret_basic sends it (a server may echo either).
+                secrets=(self._client_secret, quote_plus(self._client_secret)),
             )
         except TransientResponse as failure:
             return self._overloaded(failure)
