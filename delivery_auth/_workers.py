@@ -23,14 +23,36 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import os
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
 
-__all__ = ["SHARED_POOL", "WorkerPool", "WorkerStartError"]
+__all__ = ["SHARED_POOL", "WorkerPool", "WorkerStartError", "is_thread_start_error", "no_thread"]
 
 Job = concurrent.futures.Future[None]
+
+
+def no_thread(task: str, reason: str) -> str:
+    """The message for a ``task`` that needed a thread when none could be started."""
+    if sys.is_finalizing():
+        why = "the interpreter is shutting down"
+    else:
+        why = (
+            "the process has run out of threads (too many threads, or a limit such as "
+            "ulimit -u or a container's pids limit)"
+        )
+    return (
+        f"Could not start a worker thread for {task} ({reason}): {why}. Nothing is "
+        "lost: the next call tries again."
+    )
+
+
+def is_thread_start_error(exc: RuntimeError) -> bool:
+    """True for what ``Thread.start()`` raises when no thread can be started
+    ("can't start new thread", "can't create new thread at interpreter shutdown")."""
+    return "new thread" in str(exc)
 
 
 class WorkerStartError(RuntimeError):

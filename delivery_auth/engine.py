@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, cast
 
-from ._workers import SHARED_POOL, WorkerPool, WorkerStartError
+from ._workers import SHARED_POOL, WorkerPool, WorkerStartError, no_thread
 from .cache.base import TokenCache
 from .cache.memory import MemoryTokenCache
 from .errors import DeliveryAuthError
@@ -56,17 +56,7 @@ def _closed_error() -> DeliveryAuthError:
 
 def _no_worker_error(reason: str, task: str) -> DeliveryAuthError:
     """What an async caller sees when no thread can be started for its ``task``."""
-    if sys.is_finalizing():
-        why = "the interpreter is shutting down"
-    else:
-        why = (
-            "the process has run out of threads (too many threads, or a limit such as "
-            "ulimit -u or a container's pids limit)"
-        )
-    return DeliveryAuthError(
-        f"Could not start a worker thread for {task} ({reason}): {why}. Nothing was sent; "
-        "the next call tries again."
-    )
+    return DeliveryAuthError(no_thread(task, reason))
 
 
 def _interrupted(what: str, task: str = "The token request") -> DeliveryAuthError:

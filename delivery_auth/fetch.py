@@ -26,6 +26,7 @@ from urllib.parse import quote_plus
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
+from ._workers import is_thread_start_error, no_thread
 from .deadline import DeadlineAdapter
 from .errors import (
     ConfigurationError,
@@ -281,6 +282,13 @@ class TokenFetcher:
                 f"The token request to {self.token_url} failed: {type(exc).__name__}. "
                 "Check token_url.",
                 token_url=self.token_url,
+            ) from None
+        except RuntimeError as exc:  # the deadline's watchdog is a thread of its own
+            if not is_thread_start_error(exc):
+                raise
+            reason = str(exc)
+            raise DeliveryAuthError(
+                no_thread("the deadline of the token request", reason)
             ) from None
         try:
             token = judge_token_response(
