@@ -36,16 +36,17 @@ Job = concurrent.futures.Future[None]
 
 def no_thread(task: str, reason: str) -> str:
     """The message for a ``task`` that needed a thread when none could be started."""
-    if sys.is_finalizing():
+    if sys.is_finalizing() or "shutdown" in reason:
         why = "the interpreter is shutting down"
-    else:
+    elif "new thread" in reason:
         why = (
             "the process has run out of threads (too many threads, or a limit such as "
             "ulimit -u or a container's pids limit)"
         )
+    else:
+        why = "this interpreter does not let us start one"
     return (
-        f"Could not start a worker thread for {task} ({reason}): {why}. Nothing is "
-        "lost: the next call tries again."
+        f"Could not start a worker thread for {task} ({reason}): {why}. The next call tries again."
     )
 
 

@@ -284,10 +284,11 @@ class TokenEngine:
         if flight is not None:
             _settle(flight, _closed_error())
         self._source.close()
-        for job in jobs:
-            job.cancel()  # only queued jobs cancel; their done-callbacks abandon them
-        own = self._workers.current_job()  # close() called from our own job: no self-wait
-        concurrent.futures.wait([job for job in jobs if job is not own])
+        # Queued jobs cancel (their done-callbacks abandon them); running ones are waited
+        # for, except the one calling close(), if any.
+        own = self._workers.current_job()
+        running = [job for job in jobs if not job.cancel() and job is not own]
+        concurrent.futures.wait(running)
 
     def _reset_after_fork(self) -> None:
         self._guard = threading.Lock()

@@ -35,7 +35,7 @@ from delivery_auth import (
 )
 from delivery_auth import deadline as deadline_module
 from delivery_auth import engine as engine_module
-from delivery_auth._workers import SHARED_POOL, WorkerPool, WorkerStartError
+from delivery_auth._workers import SHARED_POOL, WorkerPool, WorkerStartError, no_thread
 from delivery_auth.cache import cache_key
 
 MakeAuth = Callable[..., ClientCredentialsAuth]
@@ -185,6 +185,50 @@ def test_a_forked_child_starts_its_own_workers() -> None:
     busy.result(WAIT)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize(
+    ("reason", "why"),
+    [
+        (NO_THREAD, "the process has run out of threads"),
+        ("can't create new thread at interpreter shutdown", "the interpreter is shutting down"),
+        ("daemon threads are disabled in this (sub)interpreter", "does not let us start one"),
+    ],
+)
+def test_the_no_thread_message_says_why(reason: str, why: str) -> None:
+    message = no_thread("the token request", reason)
+    assert message.startswith("Could not start a worker thread for the token request")
+    assert f"({reason})" in message
+    assert why in message
+
+
+def test_closing_one_object_leaves_the_others_work_on_the_shared_pool(
+    server: LoopbackServer, make_auth: MakeAuth
+) -> None:
+    """Two objects' token requests wait in the queue of one busy pool; closing the first
+    answers its caller at once and the second's request still runs."""
+    pool = WorkerPool(max_workers=1, name=TEST_POOL)
+    first, second = make_auth(), make_auth()
+    first._engine._workers = second._engine._workers = pool
+    started, release = threading.Event(), threading.Event()
+    busy = pool.submit(lambda: (started.set(), release.wait(WAIT)))
+    assert started.wait(WAIT)  # the one worker is busy: what comes next is queued
+
+    async def both() -> tuple[BaseException | Token, BaseException | Token]:
+        one = asyncio.ensure_future(first.aget_token())
+        two = asyncio.ensure_future(second.aget_token())
+        await asyncio.sleep(0)  # both have joined their flights and queued their requests
+        first.close()
+        assert not busy.done()  # close() waited for no queued job (nor for other objects')
+        outcome = await asyncio.gather(one, return_exceptions=True)
+        release.set()
+        return outcome[0], await two
+
+    closed, token = asyncio.run(both())
+    assert isinstance(closed, DeliveryAuthError)
+    assert "closed" in str(closed)
+    assert isinstance(token, Token)
+    assert len(server.state.token_requests) == 1
 
 
 # -- the engine when no thread can be started ---------------------------------------------
