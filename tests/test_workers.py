@@ -231,6 +231,41 @@ def test_closing_one_object_leaves_the_others_work_on_the_shared_pool(
     assert len(server.state.token_requests) == 1
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_fetches_from_an_event_loop(
+    server: LoopbackServer, make_auth: MakeAuth
+) -> None:
+    """The parent's shared pool has a worker and its lock is held by a parent thread at
+    fork: the child's async token request still runs, on a worker of its own."""
+    auth = make_auth()
+    assert asyncio.run(auth.aget_token()).access_token  # the shared pool has a worker now
+    held, unlock = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with SHARED_POOL._cond:
+            held.set()
+            unlock.wait(WAIT)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(WAIT)
+    pid = os.fork()
+    if pid == 0:  # child
+        signal.alarm(int(WAIT))
+        try:
+            old = auth.get_token()
+            auth._engine.invalidate(old)
+            ok = asyncio.run(auth.aget_token()) != old
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    unlock.set()
+    holder.join(WAIT)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(server.state.token_requests) == 2  # the child's
+
+
 # -- the engine when no thread can be started ---------------------------------------------
 
 
