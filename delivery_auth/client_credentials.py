@@ -22,6 +22,13 @@ from .policy import BackoffPolicy, RefreshPolicy
 __all__ = ["ClientCredentialsAuth"]
 
 _CACHE_METHODS = ("get", "set", "delete_if", "lock")
+#: The policy of every object built with the default refresh arguments (it is immutable).
+_DEFAULT_REFRESH = RefreshPolicy()
+_DEFAULT_REFRESH_ARGS = (
+    _DEFAULT_REFRESH.refresh_margin,
+    _DEFAULT_REFRESH.refresh_ratio,
+    _DEFAULT_REFRESH.max_age,
+)
 
 
 def _is_token_cache(cache: object) -> bool:
@@ -87,9 +94,11 @@ class ClientCredentialsAuth(DeliveryAuth):
         backoff: BackoffPolicy | None = None,
         failure_detector: FailureDetector | None = None,
     ) -> None:
-        policy = RefreshPolicy(
-            refresh_margin=refresh_margin, refresh_ratio=refresh_ratio, max_age=max_token_age
-        )
+        policy = _DEFAULT_REFRESH
+        if (refresh_margin, refresh_ratio, max_token_age) != _DEFAULT_REFRESH_ARGS:
+            policy = RefreshPolicy(
+                refresh_margin=refresh_margin, refresh_ratio=refresh_ratio, max_age=max_token_age
+            )
         fetcher = TokenFetcher(
             token_url,
             client_id,

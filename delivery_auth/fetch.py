@@ -52,6 +52,10 @@ _TRANSIENT_EXCEPTIONS = (
 )
 
 
+#: Shared by every fetcher built without its own (the policy is immutable).
+_DEFAULT_BACKOFF = BackoffPolicy()
+
+
 @dataclass(frozen=True)
 class _Setback:
     """A failed attempt worth another: why (for the log), the server's wish, the final error."""
@@ -157,7 +161,7 @@ class TokenFetcher:
                 raise ValueError(f"token_params may not set {name!r}")
             self.params[name] = str(raw)
         self.timeout = float(timeout)
-        self.backoff = backoff or BackoffPolicy()
+        self.backoff = backoff or _DEFAULT_BACKOFF
         # close() may come from any thread: it and the first use take this lock to build,
         # or find, the session and the back-off wake-up (both made on first use).
         self._lock = threading.Lock()
