@@ -383,6 +383,8 @@ class TokenEngine:
                     self._jobs.discard(job)
             if job.cancelled():
                 self._abandon(done, _closed_error())
+            elif (error := job.exception()) is not None:  # ``work`` settles ``done``
+                self._abandon(done, _interrupted(type(error).__name__))  # ...unless it broke
 
         # Outside the guard: a job that already ran calls ``finished`` at once, here.
         job.add_done_callback(finished)

@@ -9,6 +9,7 @@ is bounded (``WAIT``) and only a hang reaches it; no assertion depends on speed.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import signal
@@ -264,6 +265,33 @@ def test_a_forked_child_fetches_from_an_event_loop(
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert len(server.state.token_requests) == 2  # the child's
+
+
+def test_pool_work_that_breaks_still_answers_its_waiters(
+    server: LoopbackServer, make_auth: MakeAuth
+) -> None:
+    """The engine's pool work settles its flight itself; should it ever raise instead,
+    the caller still gets an answer rather than waiting forever."""
+    auth = make_auth()
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug")
+
+    auth._engine._fly = broken  # type: ignore[method-assign]
+    outcome: concurrent.futures.Future[Token] = concurrent.futures.Future()
+
+    def main() -> None:
+        try:
+            outcome.set_result(asyncio.run(auth.aget_token()))
+        except BaseException as exc:
+            outcome.set_exception(exc)
+
+    threading.Thread(target=main, daemon=True).start()
+    error = outcome.exception(WAIT)
+    assert isinstance(error, DeliveryAuthError)
+    assert "interrupted (RuntimeError" in str(error)
+    del auth._engine._fly
+    assert asyncio.run(auth.aget_token()).access_token  # nothing left pending
 
 
 # -- the engine when no thread can be started ---------------------------------------------
