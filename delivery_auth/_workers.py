@@ -4,7 +4,9 @@ Async callers need a thread for a token request (it must not block their event l
 and a token past its refresh time is renewed in the background. Both run here, for all
 auth objects together: at most ``max_workers`` threads, started when work arrives and
 ended after ``idle_timeout`` seconds without any, so a process with a thousand auth
-objects has at most a few threads, and an idle process none.
+objects has at most a few threads, and an idle process none. Closing an auth object
+ends the workers that are idle at that moment (:meth:`WorkerPool.stop_idle`): once a
+program has closed its auth objects, no thread of ours is left.
 
 The workers are daemon threads: a background refresh in progress must not keep the
 interpreter alive at exit (a token request may take ``timeout`` seconds per attempt),
@@ -88,19 +90,22 @@ class WorkerPool:
         self.idle_timeout = idle_timeout
         self.name = name
         self._started = 0  # for thread names
-        self._running = threading.local()  # the job the current worker thread runs
         self._reset()
         _POOLS.add(self)
 
     def _reset(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # workers wait here for work
+        self._answered = threading.Condition(lock)  # stop_idle() waits here for its answers
         self._queue: collections.deque[tuple[Job, Callable[[], None]]] = collections.deque()
         self._workers: set[threading.Thread] = set()
-        self._idle = 0  # workers waiting for work
+        self._idle: set[threading.Thread] = set()  # workers waiting for work
+        self._busy: dict[threading.Thread, Job] = {}  # workers with a job, and the job
+        self._retiring: set[threading.Thread] = set()  # idle workers told to end
 
     def __repr__(self) -> str:
         return (
-            f"WorkerPool(workers={len(self._workers)}, idle={self._idle}, "
+            f"WorkerPool(workers={len(self._workers)}, idle={len(self._idle)}, "
             f"queued={len(self._queue)}, max_workers={self.max_workers})"
         )
 
@@ -112,8 +117,7 @@ class WorkerPool:
 
     def current_job(self) -> Job | None:
         """The job the calling thread is running, when it is one of this pool's workers."""
-        job: Job | None = getattr(self._running, "job", None)
-        return job
+        return self._busy.get(threading.current_thread())
 
     def submit(self, work: Callable[[], None]) -> Job:
         """Queue ``work``; a worker runs it as soon as one is free.
@@ -127,7 +131,7 @@ class WorkerPool:
             self._queue.append((job, work))
             if self._idle:
                 self._cond.notify()
-            if len(self._queue) > self._idle and len(self._workers) < self.max_workers:
+            if len(self._queue) > len(self._idle) and len(self._workers) < self.max_workers:
                 try:
                     self._start_worker()
                 except RuntimeError as exc:
@@ -145,34 +149,67 @@ class WorkerPool:
         thread.start()  # RuntimeError: out of threads, or the interpreter is finalizing
         self._workers.add(thread)
 
+    def stop_idle(self) -> None:
+        """End the workers that have no work now, and return once they have ended.
+
+        Workers whose job has not finished go on (and wait ``idle_timeout`` after it as
+        usual); work submitted later starts new workers. A worker that finds work queued
+        when told to end takes the work instead.
+        """
+        with self._cond:
+            me = threading.current_thread()
+            retiring = {
+                worker
+                for worker in self._workers
+                if worker is not me and ((job := self._busy.get(worker)) is None or job.done())
+            }
+            if not retiring:
+                return
+            self._retiring |= retiring
+            self._cond.notify_all()
+            # Each answers at once: it ends, or takes work that was queued meanwhile.
+            self._answered.wait_for(lambda: not self._retiring & retiring, timeout=_ANSWER)
+            ended = retiring - self._workers
+        for thread in ended:
+            thread.join(_ANSWER)
+
     def _work(self) -> None:
         me = threading.current_thread()
         while True:
             with self._cond:
+                self._busy.pop(me, None)
                 idle_until = time.monotonic() + self.idle_timeout
                 while not self._queue:
                     remaining = idle_until - time.monotonic()
-                    if remaining <= 0:
+                    if remaining <= 0 or me in self._retiring:
                         self._workers.discard(me)
+                        self._answer(me)
                         return
-                    self._idle += 1
+                    self._idle.add(me)
                     try:
                         self._cond.wait(remaining)
                     finally:
-                        self._idle -= 1
+                        self._idle.discard(me)
+                self._answer(me)  # told to end, but there is work: it stays
                 job, work = self._queue.popleft()
+                self._busy[me] = job
             if job.set_running_or_notify_cancel():  # False: cancelled while queued
-                self._running.job = job
                 try:
                     work()
                 except BaseException as exc:  # the job's owner decides what it means
                     job.set_exception(exc)
                 else:
                     job.set_result(None)
-                finally:
-                    self._running.job = None
             del job, work  # hold nothing while idle
 
+    def _answer(self, me: threading.Thread) -> None:
+        if me in self._retiring:
+            self._retiring.discard(me)
+            self._answered.notify_all()
+
+
+#: A bound for waits that end at once unless something is badly wrong (never a hang).
+_ANSWER = 30.0
 
 _POOLS: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
@@ -184,7 +221,6 @@ def _reset_pools_after_fork() -> None:
     """
     for pool in list(_POOLS):
         pool._reset()
-        pool._running = threading.local()
 
 
 if hasattr(os, "register_at_fork"):

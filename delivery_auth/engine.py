@@ -274,13 +274,15 @@ class TokenEngine:
         request in progress gets that error at once, and a token that request brings
         back afterwards is neither served nor stored. This engine's work still queued on
         the shared pool is cancelled (its waiters get the same error); work already
-        running is waited for. The shared pool itself goes on serving other engines.
+        running is waited for. The shared pool goes on serving other engines; its idle
+        workers end now (new ones start when work comes).
         """
         with self._guard:  # the same guard under which a flight stores its lease
             self._closed = True
             self.lease = None  # every later use takes the slow path, which refuses
             flight, self._flight = self._flight, None
             jobs = list(self._jobs or ())
+            used_pool = self._jobs is not None
         if flight is not None:
             _settle(flight, _closed_error())
         self._source.close()
@@ -289,6 +291,8 @@ class TokenEngine:
         own = self._workers.current_job()
         running = [job for job in jobs if not job.cancel() and job is not own]
         concurrent.futures.wait(running)
+        if used_pool:  # no idle thread of ours outlives the objects that used it
+            self._workers.stop_idle()
 
     def _reset_after_fork(self) -> None:
         self._guard = threading.Lock()

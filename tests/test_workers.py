@@ -51,18 +51,38 @@ NO_THREAD = "can't start new thread"
 
 def test_idle_workers_end_and_new_ones_start_when_work_comes() -> None:
     pool = WorkerPool(max_workers=2, idle_timeout=0.01, name=TEST_POOL)
-    ran: list[str] = []
-    pool.submit(lambda: ran.append(threading.current_thread().name)).result(WAIT)
-    workers = pool.threads
-    assert len(workers) == 1
-    for worker in workers:
-        worker.join(WAIT)  # ends by itself once idle
-        assert not worker.is_alive()
+    ran: list[threading.Thread] = []
+    pool.submit(lambda: ran.append(threading.current_thread())).result(WAIT)
+    ran[0].join(WAIT)  # ends by itself once idle
+    assert not ran[0].is_alive()
     assert pool.threads == ()
-    pool.submit(lambda: ran.append(threading.current_thread().name)).result(WAIT)
-    assert len(ran) == 2
-    assert ran[0] != ran[1]  # a new worker took the new work
-    assert all(worker.daemon for worker in pool.threads)  # never keeps the process alive
+    pool.submit(lambda: ran.append(threading.current_thread())).result(WAIT)
+    assert ran[1] is not ran[0]  # a new worker took the new work
+    assert all(worker.daemon for worker in ran)  # never keeps the process alive
+    ran[1].join(WAIT)
+    assert pool.threads == ()
+
+
+def test_stop_idle_ends_the_idle_workers_and_spares_the_busy_one() -> None:
+    pool = WorkerPool(max_workers=3, name=TEST_POOL)
+    gate = threading.Barrier(3 + 1)
+    release = threading.Event()
+    jobs = [pool.submit(lambda: gate.wait(WAIT)) for _ in range(2)]
+    busy = pool.submit(lambda: (gate.wait(WAIT), release.wait(WAIT)))
+    gate.wait(WAIT)  # three workers started; two of them are about to be done
+    for job in jobs:
+        job.result(WAIT)
+    workers = set(pool.threads)
+    assert len(workers) == 3
+    pool.stop_idle()  # the two whose jobs are done end, even if not yet back to waiting
+    ended = [t for t in workers if not t.is_alive()]
+    assert len(ended) == 2  # returned once they had ended
+    assert len(pool.threads) == 1
+    release.set()
+    busy.result(WAIT)
+    assert pool.submit(lambda: None).result(WAIT) is None  # the pool goes on
+    pool.stop_idle()
+    assert pool.threads == ()
 
 
 def test_never_more_workers_than_max_workers() -> None:
@@ -201,6 +221,22 @@ def test_the_no_thread_message_says_why(reason: str, why: str) -> None:
     assert message.startswith("Could not start a worker thread for the token request")
     assert f"({reason})" in message
     assert why in message
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "trio"])
+def test_no_thread_of_ours_outlives_close(
+    server: LoopbackServer, make_auth: MakeAuth, loop: str
+) -> None:
+    """An async token request started a worker; once the object is closed, no worker
+    is left (it would otherwise wait idle_timeout for more work)."""
+    auth = make_auth()
+    pool = private_pool(auth)
+    assert run_on(loop, auth.aget_token).access_token
+    workers = pool.threads
+    assert workers
+    auth.close()
+    assert not any(worker.is_alive() for worker in workers)
+    assert pool.threads == ()
 
 
 def test_closing_one_object_leaves_the_others_work_on_the_shared_pool(
