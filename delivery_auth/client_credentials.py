@@ -23,6 +23,23 @@ from .policy import BackoffPolicy, RefreshPolicy
 
 __all__ = ["ClientCredentialsAuth"]
 
+_CACHE_METHODS = ("get", "set", "delete_if", "lock")
+#: The policy of every object built with the default refresh arguments (it is immutable).
+_DEFAULT_REFRESH = RefreshPolicy()
+_DEFAULT_REFRESH_ARGS = (
+    _DEFAULT_REFRESH.refresh_margin,
+    _DEFAULT_REFRESH.refresh_ratio,
+    _DEFAULT_REFRESH.max_age,
+)
+
+
+def _is_token_cache(cache: object) -> bool:
+    """What ``isinstance(cache, TokenCache)`` answers, without the cost of a
+    runtime-checkable protocol (several microseconds per object)."""
+    return isinstance(cache, MemoryTokenCache) or all(
+        callable(getattr(cache, name, None)) for name in _CACHE_METHODS
+    )
+
 
 class ClientCredentialsAuth(DeliveryAuth):
     """OAuth2 client-credentials auth for any token endpoint.
@@ -92,9 +109,11 @@ class ClientCredentialsAuth(DeliveryAuth):
         failure_detector: FailureDetector | None = None,
         on_event: EventHook | None = None,
     ) -> None:
-        policy = RefreshPolicy(
-            refresh_margin=refresh_margin, refresh_ratio=refresh_ratio, max_age=max_token_age
-        )
+        policy = _DEFAULT_REFRESH
+        if (refresh_margin, refresh_ratio, max_token_age) != _DEFAULT_REFRESH_ARGS:
+            policy = RefreshPolicy(
+                refresh_margin=refresh_margin, refresh_ratio=refresh_ratio, max_age=max_token_age
+            )
         grant_type, grant_params, grant_secrets = self._grant()
         fetcher = TokenFetcher(
             token_url,
@@ -111,13 +130,15 @@ class ClientCredentialsAuth(DeliveryAuth):
             token_request_format=token_request_format,
             token_headers=token_headers,
         )
-        if cache is not None and not isinstance(cache, TokenCache):
+        if cache is None:
+            cache = MemoryTokenCache()
+        elif not _is_token_cache(cache):
             raise TypeError(
                 f"cache must implement the TokenCache protocol (get, set, delete_if, lock), "
                 f"got {type(cache).__name__}"
             )
         self._fetcher = fetcher
-        self._secret_hash = hashlib.sha256(client_secret.encode()).hexdigest()
+        self._secret_hash: str | None = None  # for _identity(), computed when first needed
         # What else tells tokens apart: the grant's own fields (secrets hashed) and
         # the token request's extra headers (hashed: they may hold keys).
         self._grant_identity = tuple(
@@ -131,7 +152,7 @@ class ClientCredentialsAuth(DeliveryAuth):
             self._grant_identity += (f"headers={_digest(json.dumps(headers))}",)
         engine = self._make_engine(
             fetcher,
-            cache=cache if cache is not None else MemoryTokenCache(),
+            cache=cache,
             key=cache_key(
                 token_url,
                 client_id,
@@ -189,6 +210,8 @@ class ClientCredentialsAuth(DeliveryAuth):
 
     def _identity(self) -> tuple[object, ...]:
         fetcher = self._fetcher
+        if self._secret_hash is None:
+            self._secret_hash = hashlib.sha256(fetcher._client_secret.encode()).hexdigest()
         return (
             fetcher.token_url,
             fetcher.client_id,

@@ -28,8 +28,9 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
+from ._workers import SHARED_POOL, WorkerPool, WorkerStartError, no_thread
 from .cache.base import TokenCache
 from .cache.memory import MemoryTokenCache
 from .errors import DeliveryAuthError
@@ -52,6 +53,11 @@ _CLOSED = "This auth object was closed; create a new one to go on."
 
 def _closed_error() -> DeliveryAuthError:
     return DeliveryAuthError(_CLOSED)
+
+
+def _no_worker_error(reason: str, task: str) -> DeliveryAuthError:
+    """What an async caller sees when no thread can be started for its ``task``."""
+    return DeliveryAuthError(no_thread(task, reason))
 
 
 def _interrupted(what: str, task: str = "The token request") -> DeliveryAuthError:
@@ -138,7 +144,13 @@ class TokenEngine:
     ``format_header`` turns a token into the ``Authorization`` value (computed once per
     token). ``initial`` seeds the engine with a token that needs no request (a static
     token); ``refreshable=False`` means there is no way to get another one.
+
+    Async token requests, background refreshes and the cache I/O of async callers run
+    on one pool of a few threads shared by every engine in the process.
     """
+
+    #: Where async token requests, background refreshes and async cache I/O run.
+    _workers: WorkerPool = SHARED_POOL
 
     def __init__(
         self,
@@ -161,7 +173,8 @@ class TokenEngine:
         self.refreshable = refreshable
         self._guard = threading.Lock()
         self._flight: Flight | None = None
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        #: this engine's work queued or running on the pool (created on first use)
+        self._jobs: set[concurrent.futures.Future[None]] | None = None
         self._rejected: Token | None = None
         self._background_not_before = 0.0
         self._closed = False
@@ -217,7 +230,9 @@ class TokenEngine:
                 return lease
         flight, leader = self._join_flight(fresh)
         if leader:
-            self._in_pool(flight, functools.partial(self._fly, flight, pooled=True))
+            self._in_pool(
+                flight, functools.partial(self._fly, flight, pooled=True), "the token request"
+            )
         return await await_future(flight)
 
     # -- failures -------------------------------------------------------------------
@@ -257,33 +272,43 @@ class TokenEngine:
                     exc = _interrupted(type(exc).__name__, "Dropping the rejected token")
                 _settle(done, exc)
 
-        self._in_pool(done, run)
+        self._in_pool(done, run, "dropping the rejected token from the cache")
         return await await_future(done)
 
     # -- life cycle -----------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the token source and the background thread; the engine cannot be used after.
+        """Stop the token source and this engine's background work; the engine cannot be
+        used after.
 
         Every later call raises :class:`DeliveryAuthError`; whoever waits for a token
         request in progress gets that error at once, and a token that request brings
-        back afterwards is neither served nor stored.
+        back afterwards is neither served nor stored. This engine's work still queued on
+        the shared pool is cancelled (its waiters get the same error); work already
+        running is waited for. The shared pool goes on serving other engines; its idle
+        workers end now (new ones start when work comes).
         """
         with self._guard:  # the same guard under which a flight stores its lease
             self._closed = True
             self.lease = None  # every later use takes the slow path, which refuses
             flight, self._flight = self._flight, None
-            executor, self._executor = self._executor, None
+            jobs = list(self._jobs or ())
+            used_pool = self._jobs is not None
         if flight is not None:
             _settle(flight, _closed_error())
         self._source.close()
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        # Queued jobs cancel (their done-callbacks abandon them); running ones are waited
+        # for, except the one calling close(), if any.
+        own = self._workers.current_job()
+        running = [job for job in jobs if not job.cancel() and job is not own]
+        concurrent.futures.wait(running)
+        if used_pool:  # no idle thread of ours outlives the objects that used it
+            self._workers.stop_idle()
 
     def _reset_after_fork(self) -> None:
         self._guard = threading.Lock()
         self._flight = None
-        self._executor = None
+        self._jobs = None
         reset = getattr(self._cache, "reset_after_fork", None)
         if reset is not None:
             reset()
@@ -299,16 +324,6 @@ class TokenEngine:
             refresh_at=_INF if schedule.refresh_at is None else schedule.refresh_at,
             usable_until=_INF if schedule.usable_until is None else schedule.usable_until,
         )
-
-    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
-        with self._guard:
-            if self._closed:  # never start threads again after close()
-                raise _closed_error()
-            if self._executor is None:
-                self._executor = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=4, thread_name_prefix="delivery-auth"
-                )
-            return self._executor
 
     def _join_flight(self, fresh: bool = False) -> tuple[Flight, bool]:
         """The flight in progress, or a new one that the caller must fly (leader)."""
@@ -339,28 +354,62 @@ class TokenEngine:
             flight.set_running_or_notify_cancel()
             self._flight = flight
         logger.debug("Refreshing token %s ahead of expiry", lease.token.fingerprint)
-        self._in_pool(flight, functools.partial(self._fly, flight, background=True, pooled=True))
+        self._in_pool(
+            flight,
+            functools.partial(self._fly, flight, background=True, pooled=True),
+            "the background token refresh",
+            background=True,
+        )
 
-    def _in_pool(self, done: concurrent.futures.Future[T], work: Callable[[], None]) -> None:
-        """Run ``work``, which completes ``done``, on the pool. If it never runs (close()
-        came first, or cancelled it while queued), ``done`` fails: nobody waits forever."""
-        try:
-            submitted = self._pool().submit(work)
-        except (RuntimeError, DeliveryAuthError):  # close() came in between
-            self._abandon(done)
+    def _in_pool(
+        self,
+        done: concurrent.futures.Future[T],
+        work: Callable[[], None],
+        task: str,
+        *,
+        background: bool = False,
+    ) -> None:
+        """Run ``work``, which completes ``done``, on the shared pool. If it never runs
+        (close() came first or cancelled it while queued, or no thread could be started),
+        ``done`` fails with the reason: nobody waits forever. A background refresh that
+        could not start is logged and tried again later, like one that failed."""
+        job: concurrent.futures.Future[None] | None = None
+        failure: DeliveryAuthError = _closed_error()
+        with self._guard:  # a job is submitted only while open, and close() sees it
+            if not self._closed:
+                try:
+                    job = self._workers.submit(work)
+                except WorkerStartError as exc:
+                    failure = _no_worker_error(exc.reason, task)
+                else:
+                    if self._jobs is None:
+                        self._jobs = set()
+                    self._jobs.add(job)
+        if job is None:
+            if background and not self._closed:
+                self._land(cast(Flight, done), failure, background=True)
+            else:
+                self._abandon(done, failure)
             return
 
-        def check(submitted: concurrent.futures.Future[None]) -> None:
-            if submitted.cancelled():
-                self._abandon(done)
+        def finished(job: concurrent.futures.Future[None]) -> None:
+            with self._guard:
+                if self._jobs is not None:
+                    self._jobs.discard(job)
+            if job.cancelled():
+                self._abandon(done, _closed_error())
+            elif (error := job.exception()) is not None:  # ``work`` settles ``done``
+                self._abandon(done, _interrupted(type(error).__name__))  # ...unless it broke
 
-        submitted.add_done_callback(check)
+        # Outside the guard: a job that already ran calls ``finished`` at once, here.
+        job.add_done_callback(finished)
 
-    def _abandon(self, done: concurrent.futures.Future[T]) -> None:
+    def _abandon(self, done: concurrent.futures.Future[T], error: DeliveryAuthError) -> None:
+        """``done`` will never be completed by its work: fail it with ``error``."""
         with self._guard:
             if self._flight is done:
                 self._flight = None
-        _settle(done, _closed_error())
+        _settle(done, error)
 
     def _fly(self, flight: Flight, *, background: bool = False, pooled: bool = False) -> None:
         """Obtain a token for everybody waiting on ``flight``; never leaves it pending.

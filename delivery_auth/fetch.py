@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.auth import encode_client_secret_post
 from authlib.oauth2.client import DEFAULT_HEADERS
 
+from ._workers import is_thread_start_error, no_thread
 from .deadline import DeadlineAdapter
 from .errors import (
     ConfigurationError,
@@ -52,6 +54,10 @@ _TRANSIENT_EXCEPTIONS = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
+
+
+#: Shared by every fetcher built without its own (the policy is immutable).
+_DEFAULT_BACKOFF = BackoffPolicy()
 
 
 @dataclass(frozen=True)
@@ -114,9 +120,10 @@ class TokenFetcher:
     """Requests tokens from one token endpoint with one set of client credentials.
 
     Not shared between threads on its own: the engine calls it from one flight at a
-    time. ``params`` are sent on every token request, refreshes included. ``timeout``
-    bounds each whole attempt (connecting, sending, headers and body), however slowly
-    the server answers.
+    time (:meth:`close` may come from any thread). ``params`` are sent on every token
+    request, refreshes included. ``timeout`` bounds each whole attempt (connecting,
+    sending, headers and body), however slowly the server answers. The HTTP session is
+    built on the first token request: building an auth object stays cheap.
 
     ``grant_type`` with ``grant_params`` and ``grant_secrets`` is the grant :meth:`fetch`
     asks for by default (``"password"`` with the username, and the password as a
@@ -163,13 +170,7 @@ class TokenFetcher:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.client_id = client_id
         self._client_secret = client_secret
-        # As given, as client_secret_basic sends it and as JSON escapes it (a server may
-        # echo any); the grant's secrets (a password) likewise.
-        self._secret_forms = tuple(
-            form
-            for secret in (client_secret, *(grant_secrets or {}).values())
-            for form in secret_forms(secret)
-        )
+        self._grant_secrets = tuple((grant_secrets or {}).values())
         self.grant_type = grant_type
         self._grant = grant_fields
         self.request_format = check_request_format(token_request_format)
@@ -189,9 +190,23 @@ class TokenFetcher:
                 raise ValueError(f"token_params may not set {name!r}")
             self.params[name] = str(raw)
         self.timeout = float(timeout)
-        self.backoff = backoff or BackoffPolicy()
-        self._closed = threading.Event()
-        self._session = self._new_session()
+        self.backoff = backoff or _DEFAULT_BACKOFF
+        # close() may come from any thread: it and the first use take this lock to build,
+        # or find, the session and the back-off wake-up (both made on first use).
+        self._lock = threading.Lock()
+        self._closed = False
+        self._wakeup: threading.Event | None = None
+        self._session: _RawTokenSession | None = None
+
+    @functools.cached_property
+    def _secret_forms(self) -> tuple[str, ...]:
+        """The secrets as given, as client_secret_basic sends them and as JSON escapes
+        them (a server may echo any): never shown in an error. Made on first use."""
+        return tuple(
+            form
+            for secret in (self._client_secret, *self._grant_secrets)
+            for form in secret_forms(secret)
+        )
 
     def __repr__(self) -> str:
         return f"TokenFetcher(token_url={self.token_url!r}, client_id={self.client_id!r})"
@@ -251,30 +266,56 @@ class TokenFetcher:
                 attempt + 1,
                 attempts,
             )
-            if self._closed.wait(delay):
-                self._check_open()
+            self._pause(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
-        """Stop any back-off wait and release the HTTP session."""
-        self._closed.set()
-        self._session.close()
+        """Stop any back-off wait and release the HTTP session (if one was ever built)."""
+        with self._lock:
+            self._closed = True
+            session, wakeup = self._session, self._wakeup
+        if wakeup is not None:
+            wakeup.set()
+        if session is not None:
+            session.close()
 
     def reset_after_fork(self) -> None:
-        """Drop the parent's connections in a forked child (they are not ours to close)."""
-        self._session = self._new_session()
+        """Drop the parent's connections in a forked child (they are not ours to close);
+        the next token request builds a new session."""
+        self._lock = threading.Lock()
+        self._wakeup = None
+        self._session = None
 
     # -- internals ----------------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self._closed.is_set():
+        if self._closed:
             raise DeliveryAuthError("This auth object was closed; create a new one to go on.")
+
+    def _open_session(self) -> _RawTokenSession:
+        """The session, built on first use; refused once closed."""
+        with self._lock:
+            self._check_open()
+            if self._session is None:
+                self._session = self._new_session()
+            return self._session
+
+    def _pause(self, delay: float) -> None:
+        """Wait ``delay`` seconds before the next attempt; close() ends the wait at once."""
+        with self._lock:
+            self._check_open()
+            if self._wakeup is None:
+                self._wakeup = threading.Event()
+            wakeup = self._wakeup
+        if wakeup.wait(delay):
+            self._check_open()
 
     def _attempt(self, grant_type: str, form: Mapping[str, str]) -> Token | _Setback:
         """One token request: the token, a setback worth another attempt, or our error."""
         started = time.monotonic()
+        session = self._open_session()
         try:
-            response = self._session.fetch_token(
+            response = session.fetch_token(
                 self.token_url,
                 grant_type=grant_type,
                 headers=self._headers,
@@ -295,6 +336,13 @@ class TokenFetcher:
                 f"The token request to {self.token_url} failed: {type(exc).__name__}. "
                 "Check token_url.",
                 token_url=self.token_url,
+            ) from None
+        except RuntimeError as exc:  # the deadline's watchdog is a thread of its own
+            if not is_thread_start_error(exc):
+                raise
+            reason = str(exc)
+            raise DeliveryAuthError(
+                no_thread("the deadline of the token request", reason)
             ) from None
         try:
             token = judge_token_response(

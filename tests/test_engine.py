@@ -455,26 +455,25 @@ def test_forked_child_gets_fresh_locks(server: LoopbackServer, make_auth: MakeAu
     assert len(server.state.token_requests) == 2  # the child's refresh
 
 
-def test_close_stops_threads_and_refuses_new_tokens(
+def test_close_leaves_no_work_behind_and_spares_the_shared_pool(
     server: LoopbackServer, make_auth: MakeAuth
 ) -> None:
+    """The background refresh runs on the pool shared by every auth object: close()
+    leaves none of this object's work queued or running, and the pool serves others on."""
     cache = MemoryTokenCache()
     auth = make_auth(cache=cache)
     seed(auth, server, cache, lifetime=3600, age=2000)
     auth.get_token()
-    auth.get_token()  # starts the background refresh thread
+    auth.get_token()  # starts the background refresh
     flight = auth._engine._flight
     assert flight is not None
     flight.result(HANG)
-    executor = auth._engine._executor
-    assert executor is not None
-    workers = list(executor._threads)  # this object's background threads
-    assert workers
-    assert all(t.is_alive() for t in workers)
     auth.close()
-    assert not any(t.is_alive() for t in workers)
+    assert not auth._engine._jobs  # nothing of this object queued or running
     with pytest.raises(DeliveryAuthError, match="closed"):
         requests.get(server.url(), auth=auth)
+    other = make_auth()
+    assert asyncio.run(other.aget_token()).access_token  # its token request runs on the pool
 
 
 def test_context_managers(server: LoopbackServer) -> None:

@@ -7,7 +7,9 @@ from their own requests/httpx call.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import socket
+import threading
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
@@ -18,11 +20,14 @@ from loopback import CLIENT_ID, CLIENT_SECRET, LoopbackServer, Reply
 from delivery_auth import (
     BackoffPolicy,
     ClientCredentialsAuth,
+    DeliveryAuthError,
     InsecureTransportError,
     InvalidClientError,
+    Token,
     TokenEndpointUnavailableError,
     TokenRequestError,
 )
+from delivery_auth.fetch import TokenFetcher
 
 MakeAuth = Callable[..., ClientCredentialsAuth]
 
@@ -299,3 +304,65 @@ def test_form_is_urlencoded(server: LoopbackServer, make_auth: MakeAuth) -> None
     seen = server.state.token_requests[0]
     assert seen.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
     assert dict(parse_qsl(seen.body.decode()))["grant_type"] == "client_credentials"
+
+
+class TestSessionOnFirstUse:
+    """Authlib's session (and its deadline adapters) is built by the first token request:
+    an auth object that is never used, or closed first, never builds one."""
+
+    def test_building_or_closing_builds_no_session(self, server: LoopbackServer) -> None:
+        fetcher = TokenFetcher(server.token_url, CLIENT_ID, CLIENT_SECRET)
+        assert fetcher._session is None
+        fetcher.close()
+        assert fetcher._session is None
+        with pytest.raises(DeliveryAuthError, match="closed"):
+            fetcher.fetch()
+        assert fetcher._session is None
+        assert server.state.token_requests == []
+
+    def test_the_first_request_builds_it_and_a_fork_drops_it(self, server: LoopbackServer) -> None:
+        fetcher = TokenFetcher(server.token_url, CLIENT_ID, CLIENT_SECRET)
+        assert fetcher.fetch().access_token
+        session = fetcher._session
+        assert session is not None
+        assert fetcher.fetch().access_token
+        assert fetcher._session is session  # one session, kept alive between requests
+        fetcher.reset_after_fork()  # in a child: the parent's connections are not ours
+        assert fetcher._session is None
+        assert fetcher.fetch().access_token
+        assert fetcher._session is not None
+        assert fetcher._session is not session
+        assert len(server.state.token_requests) == 3
+        fetcher.close()
+
+    def test_close_ends_a_back_off_wait_at_once(self, server: LoopbackServer) -> None:
+        """The back-off would last minutes; close() from another thread ends it."""
+        fetcher = TokenFetcher(
+            server.token_url,
+            CLIENT_ID,
+            CLIENT_SECRET,
+            backoff=BackoffPolicy(attempts=2, base_delay=600, max_delay=600),
+        )
+        server.state.token_script.append(Reply(503, b""))
+        pausing = threading.Event()
+        pause = fetcher._pause
+
+        def watched(delay: float) -> None:
+            pausing.set()
+            pause(delay)
+
+        fetcher._pause = watched  # type: ignore[method-assign]
+        outcome: concurrent.futures.Future[Token] = concurrent.futures.Future()
+        threading.Thread(target=lambda: _run_into(outcome, fetcher.fetch), daemon=True).start()
+        assert pausing.wait(30)
+        fetcher.close()
+        with pytest.raises(DeliveryAuthError, match="closed"):
+            outcome.result(30)  # 30 s: only a hang reaches it, the back-off is 300 s or more
+        assert len(server.state.token_requests) == 1
+
+
+def _run_into(outcome: concurrent.futures.Future[Token], run: Callable[[], Token]) -> None:
+    try:
+        outcome.set_result(run())
+    except BaseException as exc:
+        outcome.set_exception(exc)

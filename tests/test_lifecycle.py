@@ -31,6 +31,7 @@ from delivery_auth import (
     MemoryTokenCache,
     Token,
 )
+from delivery_auth._workers import SHARED_POOL, WorkerPool
 from delivery_auth.cache import cache_key
 from delivery_auth.fetch import TokenFetcher
 
@@ -153,30 +154,32 @@ def assert_closed(auth: ClientCredentialsAuth, server: LoopbackServer) -> None:
 
 @contextlib.contextmanager
 def busy_pool(auth: ClientCredentialsAuth) -> Iterator[tuple[threading.Event, threading.Event]]:
-    """Keeps every worker of the engine's pool busy (slow cache I/O, say) until the block
-    ends. Yields two events: the next submission was queued; that submission was cancelled."""
-    executor = auth._engine._pool()
-    workers = executor._max_workers
-    started = threading.Barrier(workers + 1)
+    """Keeps every worker of the engine's pool busy (slow cache I/O of other auth objects,
+    say) until the block ends. Yields two events: the next submission was queued; that
+    submission was cancelled. The pool is a private one of the shared pool's size, so
+    workers that earlier tests left idle do not take the work."""
+    pool = WorkerPool(max_workers=SHARED_POOL.max_workers, name="busy-test-pool")
+    auth._engine._workers = pool
+    started = threading.Barrier(pool.max_workers + 1)
     release = threading.Event()
 
     def busy() -> None:
         started.wait(WAIT)
         release.wait(WAIT)
 
-    for _ in range(workers):
-        executor.submit(busy)
+    for _ in range(pool.max_workers):
+        pool.submit(busy)
     started.wait(WAIT)  # every worker is busy: the next submission waits in the queue
     queued, cancelled = threading.Event(), threading.Event()
-    submit = executor.submit
+    submit = pool.submit
 
-    def watched(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        work = submit(fn, *args, **kwargs)
-        work.add_done_callback(lambda w: cancelled.set() if w.cancelled() else None)
+    def watched(work: Callable[[], None]) -> Any:
+        job = submit(work)
+        job.add_done_callback(lambda j: cancelled.set() if j.cancelled() else None)
         queued.set()
-        return work
+        return job
 
-    executor.submit = watched  # type: ignore[method-assign]
+    pool.submit = watched  # type: ignore[method-assign]
     try:
         yield queued, cancelled
     finally:
@@ -223,8 +226,8 @@ def test_close_during_a_foreground_fetch(
 def test_close_during_an_async_fetch(
     server: LoopbackServer, make_auth: MakeAuth, gate: threading.Event, loop: str
 ) -> None:
-    """An async caller's token request runs on the engine's pool; close() waits for that
-    pool, so it runs in a thread while the test releases the token endpoint."""
+    """An async caller's token request runs on the shared pool; close() waits for this
+    object's running work, so it runs in a thread while the test releases the endpoint."""
     auth = make_auth()
     closing = source_closed(auth)
     caller = in_thread(on_loop(loop, auth, server.url()))
@@ -339,7 +342,7 @@ def test_close_between_joining_and_starting_a_flight(
     engine._join_flight = join_then_close  # type: ignore[method-assign]
     with pytest.raises(DeliveryAuthError, match=CLOSED):
         on_loop(loop, auth, server.url())()
-    assert engine._executor is None  # no pool was started after close()
+    assert engine._jobs is None  # no work was handed to the pool after close()
     assert server.state.token_requests == []
 
 
@@ -385,7 +388,7 @@ def test_a_rejection_seen_after_close_raises_and_starts_no_thread(
 
     with pytest.raises(DeliveryAuthError, match=CLOSED):
         asyncio.run(main())
-    assert auth._engine._executor is None  # no pool was started after close()
+    assert auth._engine._jobs is None  # no work was handed to the pool after close()
     with pytest.raises(DeliveryAuthError, match=CLOSED):
         auth._engine.invalidate(token)
     assert_closed(auth, server)
