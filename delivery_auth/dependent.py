@@ -146,6 +146,7 @@ class DependentToken:
             policy=policy or RefreshPolicy(),
             format_header=lambda token: token.access_token,
         )
+        engine.attach(auth._events)  # its fetches are reported as the auth object's
         dependent = cls(engine, header=header, applies=applies)
         auth._decorator = dependent
         return dependent

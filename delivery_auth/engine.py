@@ -185,12 +185,16 @@ class TokenEngine:
         self.fetch_count = 0
         #: where this engine reports what it does (see :meth:`attach`)
         self.events: Events = SILENT
+        self._waiters = 0  # callers that joined the flight in progress
+        self._obtained_from = "token endpoint"  # where the flight's token came from
         _ENGINES.add(self)
 
     def attach(self, events: Events) -> None:
         """Report to ``events`` (the auth object's): token fetches, refreshes and their
         failures, and the outages of a shared cache (its ``observers``)."""
         self.events = events
+        if hasattr(self._source, "events"):  # the fetcher reports its failed attempts
+            self._source.events = events
         observers = getattr(self._cache, "observers", None)
         if observers is not None:
             observers.add(events)
@@ -337,11 +341,13 @@ class TokenEngine:
                 done.set_result(lease)
                 return done, False
             if self._flight is not None:
+                self._waiters += 1
                 return self._flight, False
             flight: Flight = concurrent.futures.Future()
             # A running future cannot be cancelled by one impatient waiter.
             flight.set_running_or_notify_cancel()
             self._flight = flight
+            self._waiters = 0
             return flight, True
 
     def _refresh_in_background(self, lease: Lease, now: float) -> None:
@@ -353,6 +359,7 @@ class TokenEngine:
             flight: Flight = concurrent.futures.Future()
             flight.set_running_or_notify_cancel()
             self._flight = flight
+            self._waiters = 0
         logger.debug("Refreshing token %s ahead of expiry", lease.token.fingerprint)
         self._in_pool(
             flight,
@@ -387,7 +394,7 @@ class TokenEngine:
                     self._jobs.add(job)
         if job is None:
             if background and not self._closed:
-                self._land(cast(Flight, done), failure, background=True)
+                self._land(cast(Flight, done), failure, True, time.monotonic())
             else:
                 self._abandon(done, failure)
             return
@@ -418,6 +425,7 @@ class TokenEngine:
         is a pool thread) and the waiters get a :class:`DeliveryAuthError` instead.
         """
         outcome: Lease | Exception = _interrupted("an interrupt")
+        started = time.monotonic()
         try:
             outcome = self._obtain()
         except Exception as exc:
@@ -428,10 +436,14 @@ class TokenEngine:
                 raise
             logger.error("A %s interrupted a token request in a worker thread", type(exc).__name__)
         finally:
-            self._land(flight, outcome, background)
+            self._land(flight, outcome, background, started)
 
-    def _land(self, flight: Flight, outcome: Lease | Exception, background: bool) -> None:
+    def _land(
+        self, flight: Flight, outcome: Lease | Exception, background: bool, started: float
+    ) -> None:
         with self._guard:
+            previous = self.lease
+            waiters, self._waiters = self._waiters, 0
             if self._flight is flight:
                 self._flight = None
             if isinstance(outcome, Lease):
@@ -450,7 +462,37 @@ class TokenEngine:
                 "stays in use and the refresh will be tried again.",
                 outcome,
             )
+        if self.events.wanted and not self._closed:
+            self._report(outcome, previous, background, started, waiters)
         _settle(flight, outcome)
+
+    def _report(
+        self,
+        outcome: Lease | Exception,
+        previous: Lease | None,
+        background: bool,
+        started: float,
+        waiters: int,
+    ) -> None:
+        """Tell the events what a flight brought (see :meth:`attach`)."""
+        events, source = self.events, self._obtained_from
+        attempts = 0 if source != "token endpoint" else getattr(self._source, "attempts", 1)
+        if isinstance(outcome, Lease):
+            events.fetched(
+                outcome.token, source=source, started=started, attempts=attempts, waiters=waiters
+            )
+            if background and previous is not None:
+                remaining = previous.usable_until - time.monotonic()
+                events.refreshed_ahead(
+                    previous.token, outcome.token, None if remaining == _INF else remaining
+                )
+            return
+        events.fetch_failed(outcome, started=started, attempts=attempts, waiters=waiters)
+        if background:
+            retry_in = max(self._background_not_before - time.monotonic(), 0.0)
+            events.background_failed(
+                None if previous is None else previous.token, outcome, retry_in
+            )
 
     def _adoptable(self, token: Token | None, replacing: Token | None) -> Lease | None:
         if token is None or token == replacing or token == self._rejected:
@@ -464,6 +506,7 @@ class TokenEngine:
             raise _closed_error()
         current = self.lease
         replacing = None if current is None else current.token
+        self._obtained_from = _layer(self._cache)
         lease = self._adoptable(self._cache.get(self._key), replacing)
         if lease is not None:
             return lease
@@ -471,12 +514,19 @@ class TokenEngine:
             lease = self._adoptable(self._cache.get(self._key), replacing)
             if lease is not None:
                 return lease
+            self._obtained_from = getattr(self._source, "kind", "token endpoint")
             token = self._source.fetch()
             self.fetch_count += 1
             if self._closed:  # close() came during the request: keep nothing
                 raise _closed_error()
             self._cache.set(self._key, token)
         return self._lease_for(token)
+
+
+def _layer(cache: TokenCache) -> str:
+    """The name events give ``cache`` (``"memory"``, ``"file"``, ``"redis"``)."""
+    name = type(cache).__name__
+    return name.removesuffix("TokenCache").lower() or name
 
 
 def _is_local(cache: TokenCache) -> bool:

@@ -37,6 +37,7 @@ from .errors import (
     TokenEndpointUnavailableError,
     TokenRequestError,
 )
+from .events import SILENT, Events
 from .hosts import check_endpoint_url
 from .policy import BackoffPolicy
 from .token import Token
@@ -68,6 +69,9 @@ class _Setback:
     retry_after: float | None
     #: Raised when no attempt is left.
     give_up: TokenEndpointUnavailableError
+    #: the status that failed (a 429 or 5xx), or the error's class name (no answer)
+    status: int | None = None
+    error: str | None = None
 
 
 class _RawTokenSession(OAuth2Session):  # type: ignore[misc]  # Authlib ships no types
@@ -131,6 +135,11 @@ class TokenFetcher:
     ``"json"`` sends the fields as a JSON object; ``token_headers`` go on every token
     request.
     """
+
+    #: where failed attempts are reported (the engine attaches its auth object's events)
+    events: Events = SILENT
+    #: token-request attempts the last :meth:`fetch` made (for the events)
+    attempts = 0
 
     def __init__(
         self,
@@ -252,12 +261,14 @@ class TokenFetcher:
         attempts = self.backoff.attempts
         for attempt in range(1, attempts + 1):
             self._check_open()
+            self.attempts = attempt
             outcome = self._attempt(grant_type, form)
             if isinstance(outcome, Token):
                 return outcome
             if attempt == attempts:
                 raise outcome.give_up
             delay = self.backoff.delay(attempt, outcome.retry_after)
+            self.events.retrying(attempt, attempts, outcome.status, outcome.error, delay)
             logger.info(
                 "Token endpoint %s: %s; retrying in %.2f s (attempt %d of %d)",
                 self.token_url,
@@ -378,7 +389,7 @@ class TokenFetcher:
             "token_url; the request will be tried again on the next call.",
             token_url=self.token_url,
         )
-        return _Setback(reason=f"{name}{within}", retry_after=None, give_up=final)
+        return _Setback(reason=f"{name}{within}", retry_after=None, give_up=final, error=name)
 
     def _overloaded(self, failure: TransientResponse) -> _Setback:
         """A 429 or 5xx: retried unless the server asks for a longer wait than we allow."""
@@ -391,7 +402,9 @@ class TokenFetcher:
             )
         reason = f"HTTP {failure.status_code}"
         final = self._unavailable(f"answered {reason} {self.backoff.attempts} times", failure)
-        return _Setback(reason=reason, retry_after=retry_after, give_up=final)
+        return _Setback(
+            reason=reason, retry_after=retry_after, give_up=final, status=failure.status_code
+        )
 
     def _unavailable(self, what: str, failure: TransientResponse) -> TokenEndpointUnavailableError:
         return TokenEndpointUnavailableError(

@@ -121,6 +121,9 @@ class JWTMinter:
     sent again, even when the next one is minted within the same second).
     """
 
+    #: what the events call where its tokens come from (no token endpoint)
+    kind = "minted"
+
     __slots__ = (
         "_clock",
         "_header",

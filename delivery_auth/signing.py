@@ -80,6 +80,9 @@ def default_signed_headers(request: SigningInput, signature: str) -> dict[str, s
 class _SigningLeases:
     """The engine's token source for signing: a new lease id each time, no request."""
 
+    #: what the events call where its tokens come from (no token endpoint)
+    kind = "minted"
+
     __slots__ = ()
 
     def fetch(self) -> Token:
