@@ -15,14 +15,11 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
-import contextlib
 import functools
 import logging
 import math
 import os
-import sys
 import threading
 import time
 import weakref
@@ -30,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, cast
 
-from ._workers import SHARED_POOL, WorkerPool, WorkerStartError, no_thread
+from ._futures import await_future, closed_error, interrupted, no_worker_error, settle
+from ._workers import SHARED_POOL, WorkerPool, WorkerStartError
 from .cache.base import TokenCache
 from .cache.memory import MemoryTokenCache
 from .errors import DeliveryAuthError
@@ -48,37 +46,6 @@ _INF = math.inf
 #: After a failed background refresh, wait this long (capped by the token's usable
 #: time) before trying again in the background.
 _BACKGROUND_RETRY = 5.0
-_CLOSED = "This auth object was closed; create a new one to go on."
-
-
-def _closed_error() -> DeliveryAuthError:
-    return DeliveryAuthError(_CLOSED)
-
-
-def _no_worker_error(reason: str, task: str) -> DeliveryAuthError:
-    """What an async caller sees when no thread can be started for its ``task``."""
-    return DeliveryAuthError(no_thread(task, reason))
-
-
-def _interrupted(what: str, task: str = "The token request") -> DeliveryAuthError:
-    """What the waiters of a task see when the thread running it was interrupted.
-
-    A ``KeyboardInterrupt`` or ``SystemExit`` belongs to the thread it hit; raised in
-    every waiter it would stop other threads and other threads' event loops.
-    """
-    return DeliveryAuthError(
-        f"{task} was interrupted ({what} in the thread that ran it); nothing is known "
-        "about the credentials. Retrying is fine: the next call makes a new token request."
-    )
-
-
-def _settle(future: concurrent.futures.Future[T], result: T | BaseException) -> None:
-    """Complete ``future`` unless it is complete already (close() may have got there first)."""
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)
 
 
 class TokenSource(Protocol):
@@ -99,31 +66,6 @@ class Lease:
     header: str = field(repr=False)  # holds the token itself
     refresh_at: float
     usable_until: float
-
-
-async def await_future(future: concurrent.futures.Future[T]) -> T:
-    """Await a thread-safe future from asyncio or trio without blocking the loop."""
-    if future.done():
-        return future.result()
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        return await asyncio.wrap_future(future)
-    trio = sys.modules.get("trio")
-    if trio is None:  # pragma: no cover - only reachable from an unknown event loop
-        raise RuntimeError("delivery_auth supports asyncio and trio event loops")
-    trio_token = trio.lowlevel.current_trio_token()
-    done = trio.Event()
-
-    def wake(_: object) -> None:
-        with contextlib.suppress(trio.RunFinishedError):
-            trio_token.run_sync_soon(done.set)
-
-    future.add_done_callback(wake)
-    await done.wait()
-    return future.result()
 
 
 _ENGINES: weakref.WeakSet[TokenEngine] = weakref.WeakSet()
@@ -249,7 +191,7 @@ class TokenEngine:
         Returns ``False`` when no other token can be had (nothing to retry with).
         """
         if self._closed:
-            raise _closed_error()
+            raise closed_error()
         if not self.refreshable:
             return False
         with self._guard:
@@ -270,11 +212,11 @@ class TokenEngine:
 
         def run() -> None:
             try:
-                _settle(done, self.invalidate(token))
+                settle(done, self.invalidate(token))
             except BaseException as exc:
                 if not isinstance(exc, Exception):  # SystemExit & co: never for the caller's loop
-                    exc = _interrupted(type(exc).__name__, "Dropping the rejected token")
-                _settle(done, exc)
+                    exc = interrupted(type(exc).__name__, "Dropping the rejected token")
+                settle(done, exc)
 
         self._in_pool(done, run, "dropping the rejected token from the cache")
         return await await_future(done)
@@ -299,7 +241,7 @@ class TokenEngine:
             jobs = list(self._jobs or ())
             used_pool = self._jobs is not None
         if flight is not None:
-            _settle(flight, _closed_error())
+            settle(flight, closed_error())
         self._source.close()
         # Queued jobs cancel (their done-callbacks abandon them); running ones are waited
         # for, except the one calling close(), if any.
@@ -333,7 +275,7 @@ class TokenEngine:
         """The flight in progress, or a new one that the caller must fly (leader)."""
         with self._guard:
             if self._closed:
-                raise _closed_error()
+                raise closed_error()
             lease = self.lease
             good_until = 0.0 if lease is None else lease.refresh_at if fresh else lease.usable_until
             if lease is not None and time.monotonic() < good_until:
@@ -381,13 +323,13 @@ class TokenEngine:
         ``done`` fails with the reason: nobody waits forever. A background refresh that
         could not start is logged and tried again later, like one that failed."""
         job: concurrent.futures.Future[None] | None = None
-        failure: DeliveryAuthError = _closed_error()
+        failure: DeliveryAuthError = closed_error()
         with self._guard:  # a job is submitted only while open, and close() sees it
             if not self._closed:
                 try:
                     job = self._workers.submit(work)
                 except WorkerStartError as exc:
-                    failure = _no_worker_error(exc.reason, task)
+                    failure = no_worker_error(exc.reason, task)
                 else:
                     if self._jobs is None:
                         self._jobs = set()
@@ -404,9 +346,9 @@ class TokenEngine:
                 if self._jobs is not None:
                     self._jobs.discard(job)
             if job.cancelled():
-                self._abandon(done, _closed_error())
+                self._abandon(done, closed_error())
             elif (error := job.exception()) is not None:  # ``work`` settles ``done``
-                self._abandon(done, _interrupted(type(error).__name__))  # ...unless it broke
+                self._abandon(done, interrupted(type(error).__name__))  # ...unless it broke
 
         # Outside the guard: a job that already ran calls ``finished`` at once, here.
         job.add_done_callback(finished)
@@ -416,7 +358,7 @@ class TokenEngine:
         with self._guard:
             if self._flight is done:
                 self._flight = None
-        _settle(done, error)
+        settle(done, error)
 
     def _fly(self, flight: Flight, *, background: bool = False, pooled: bool = False) -> None:
         """Obtain a token for everybody waiting on ``flight``; never leaves it pending.
@@ -424,14 +366,14 @@ class TokenEngine:
         A ``KeyboardInterrupt``/``SystemExit`` goes on in the thread it hit (unless that
         is a pool thread) and the waiters get a :class:`DeliveryAuthError` instead.
         """
-        outcome: Lease | Exception = _interrupted("an interrupt")
+        outcome: Lease | Exception = interrupted("an interrupt")
         started = time.monotonic()
         try:
             outcome = self._obtain()
         except Exception as exc:
             outcome = exc
         except BaseException as exc:
-            outcome = _interrupted(type(exc).__name__)
+            outcome = interrupted(type(exc).__name__)
             if not pooled:
                 raise
             logger.error("A %s interrupted a token request in a worker thread", type(exc).__name__)
@@ -448,7 +390,7 @@ class TokenEngine:
                 self._flight = None
             if isinstance(outcome, Lease):
                 if self._closed:  # close() came during the request: serve nothing
-                    outcome = _closed_error()
+                    outcome = closed_error()
                 else:
                     self.lease = outcome
         if background and isinstance(outcome, Exception) and not self._closed:
@@ -463,36 +405,20 @@ class TokenEngine:
                 outcome,
             )
         if self.events.wanted and not self._closed:
-            self._report(outcome, previous, background, started, waiters)
-        _settle(flight, outcome)
-
-    def _report(
-        self,
-        outcome: Lease | Exception,
-        previous: Lease | None,
-        background: bool,
-        started: float,
-        waiters: int,
-    ) -> None:
-        """Tell the events what a flight brought (see :meth:`attach`)."""
-        events, source = self.events, self._obtained_from
-        attempts = 0 if source != "token endpoint" else getattr(self._source, "attempts", 1)
-        if isinstance(outcome, Lease):
-            events.fetched(
-                outcome.token, source=source, started=started, attempts=attempts, waiters=waiters
-            )
-            if background and previous is not None:
-                remaining = previous.usable_until - time.monotonic()
-                events.refreshed_ahead(
-                    previous.token, outcome.token, None if remaining == _INF else remaining
-                )
-            return
-        events.fetch_failed(outcome, started=started, attempts=attempts, waiters=waiters)
-        if background:
+            source = self._obtained_from
+            attempts = 0 if source != "token endpoint" else getattr(self._source, "attempts", 1)
             retry_in = max(self._background_not_before - time.monotonic(), 0.0)
-            events.background_failed(
-                None if previous is None else previous.token, outcome, retry_in
+            self.events.landed(
+                outcome,
+                previous,
+                background=background,
+                source=source,
+                started=started,
+                attempts=attempts,
+                waiters=waiters,
+                retry_in=retry_in,
             )
+        settle(flight, outcome)
 
     def _adoptable(self, token: Token | None, replacing: Token | None) -> Lease | None:
         if token is None or token == replacing or token == self._rejected:
@@ -503,7 +429,7 @@ class TokenEngine:
     def _obtain(self) -> Lease:
         """Take a newer token from the cache, or fetch one under the cache's lock."""
         if self._closed:
-            raise _closed_error()
+            raise closed_error()
         current = self.lease
         replacing = None if current is None else current.token
         self._obtained_from = _layer(self._cache)
@@ -518,7 +444,7 @@ class TokenEngine:
             token = self._source.fetch()
             self.fetch_count += 1
             if self._closed:  # close() came during the request: keep nothing
-                raise _closed_error()
+                raise closed_error()
             self._cache.set(self._key, token)
         return self._lease_for(token)
 

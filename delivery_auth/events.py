@@ -32,6 +32,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
+    from .engine import Lease
     from .token import Token
 
 __all__ = [
@@ -305,6 +307,34 @@ class Events:
                     retry_in=retry_in,
                 )
             )
+
+    def landed(
+        self,
+        outcome: Lease | Exception,
+        previous: Lease | None,
+        *,
+        background: bool,
+        source: str,
+        started: float,
+        attempts: int,
+        waiters: int,
+        retry_in: float,
+    ) -> None:
+        """What a flight of the engine brought: a token (maybe replacing ``previous``
+        ahead of its expiry) or an error (``background``: the current token stays)."""
+        if not isinstance(outcome, Exception):
+            self.fetched(
+                outcome.token, source=source, started=started, attempts=attempts, waiters=waiters
+            )
+            if background and previous is not None:
+                remaining = previous.usable_until - time.monotonic()
+                self.refreshed_ahead(
+                    previous.token, outcome.token, None if remaining == math.inf else remaining
+                )
+            return
+        self.fetch_failed(outcome, started=started, attempts=attempts, waiters=waiters)
+        if background:
+            self.background_failed(None if previous is None else previous.token, outcome, retry_in)
 
     def emit(self, event: AuthEvent) -> None:
         """Deliver ``event``; a hook that raises is logged and skipped."""
