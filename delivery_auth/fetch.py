@@ -186,7 +186,6 @@ class TokenFetcher:
         self.token_headers = check_token_headers(
             token_headers, basic=token_endpoint_auth_method == "client_secret_basic"
         )
-        self._headers = {**DEFAULT_HEADERS, **self.token_headers}
         self.scope = _normalise_scope(scope)
         self.auth_method = token_endpoint_auth_method
         self.params: dict[str, str] = {}
@@ -329,7 +328,7 @@ class TokenFetcher:
             response = session.fetch_token(
                 self.token_url,
                 grant_type=grant_type,
-                headers=self._headers,
+                headers={**DEFAULT_HEADERS, **self.token_headers},
                 timeout=self.timeout,
                 allow_redirects=False,
                 **form,

@@ -382,6 +382,19 @@ def check_endpoint_url(url: str, what: str) -> str:
     """
     if not isinstance(url, str) or not url:
         raise ValueError(f"{what} must be an https:// URL string, got {type(url).__name__}")
+    if url in _ENDPOINTS_SEEN:  # many auth objects share one token URL: parse it once
+        return url
+    _check_endpoint(url, what)
+    if len(_ENDPOINTS_SEEN) < 1024:
+        _ENDPOINTS_SEEN.add(url)
+    return url
+
+
+#: Endpoint URLs that passed :func:`check_endpoint_url` (a verdict that never changes).
+_ENDPOINTS_SEEN: set[str] = set()
+
+
+def _check_endpoint(url: str, what: str) -> None:
     if "@" in _parse(url).netloc:
         raise ConfigurationError(
             f"{what} {_safe_url(url)!r} contains a user name or password (user:password@). "
@@ -394,4 +407,3 @@ def check_endpoint_url(url: str, what: str) -> str:
             f"{what} {_safe_url(url)!r} uses plain http: the client secret would travel "
             "unencrypted. Use https:// (plain http is allowed only for loopback hosts)."
         )
-    return url

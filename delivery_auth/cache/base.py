@@ -16,6 +16,8 @@ from ..token import Token
 
 __all__ = ["CacheObservers", "TokenCache", "cache_key"]
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps' own, without its set-up
+
 
 @runtime_checkable
 class TokenCache(Protocol):
@@ -65,7 +67,7 @@ def cache_key(
     parts.append(sorted((params or {}).items()))
     if identity:
         parts.append(list(identity))
-    material = json.dumps(parts, separators=(",", ":"))
+    material = _COMPACT.encode(parts)
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
