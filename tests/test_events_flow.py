@@ -271,3 +271,28 @@ def test_async_callers_report_too(
     asyncio.run(main())
     (fetched,) = seen.of(TokenFetched)
     assert fetched.source == "token endpoint"
+
+
+def test_every_auth_class_takes_on_event() -> None:
+    from delivery_auth import (
+        ApiKeyAuth,
+        BasicCredentialsAuth,
+        ClientCredentialsAuth,
+        HmacSigningAuth,
+        PasswordGrantAuth,
+    )
+    from delivery_auth.providers.base import keyword_options
+    from delivery_auth.providers.spec import registry
+    from delivery_auth.self_signed_jwt import SelfSignedJWTAuth
+
+    classes = [spec.auth_class for spec in registry().values()]
+    classes += [
+        ApiKeyAuth,
+        BasicCredentialsAuth,
+        ClientCredentialsAuth,
+        HmacSigningAuth,
+        PasswordGrantAuth,
+        SelfSignedJWTAuth,
+    ]
+    missing = [cls.__name__ for cls in classes if "on_event" not in keyword_options(cls)]
+    assert missing == []
