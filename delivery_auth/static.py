@@ -19,7 +19,7 @@ import base64
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
@@ -212,6 +212,30 @@ class BasicCredentialsAuth(ApiKeyAuth):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(username={self.username!r})"
+
+
+class ApiCheck(Protocol):
+    """``check(auth, api_url=None, *, timeout=10.0)``: what :func:`api_check` returns."""
+
+    def __call__(self, auth: Any, api_url: str | None = None, *, timeout: float = 10.0) -> str: ...
+
+
+def api_check(title: str, path: str) -> ApiCheck:
+    """The check of a provider whose credentials are verified by ``GET <api_url><path>``:
+    both its auth class's ``verify()`` and its spec's ``verify`` (``api_url`` ``None``:
+    the auth object's own ``api_url``). ``title`` names the provider in the errors.
+
+    Example::
+
+        _check = api_check("ShipEngine", "/v1/carriers")
+        _check(auth)            # 'accepted the credentials (...).'
+    """
+
+    def check(auth: Any, api_url: str | None = None, *, timeout: float = 10.0) -> str:
+        base = auth.api_url if api_url is None else api_url.rstrip("/")
+        return verify_static(auth, base + path, title, timeout=timeout)
+
+    return check
 
 
 def verify_static(auth: Any, url: str, title: str, *, timeout: float = 10.0) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
-from ..static import BasicCredentialsAuth, verify_static
+from ..static import BasicCredentialsAuth, api_check
 from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec, TokenCommand
 
@@ -87,15 +87,13 @@ class EasyPostAuth(BasicCredentialsAuth):
     def verify(self, *, timeout: float = 10.0) -> str:
         """Check the key with ``GET <api_url>/addresses``; raises
         :class:`~delivery_auth.CredentialsRejectedError` on a 401."""
-        return verify_static(self, self.api_url + self.VERIFY_PATH, "EasyPost", timeout=timeout)
+        return _check(self, timeout=timeout)
 
     def __repr__(self) -> str:
         return f"EasyPostAuth(api_url={self.api_url!r})"
 
 
-def _verify(auth: EasyPostAuth, api_url: str | None) -> str:
-    base = auth.api_url if api_url is None else api_url.rstrip("/")
-    return verify_static(auth, base + auth.VERIFY_PATH, "EasyPost")
+_check = api_check("EasyPost", EasyPostAuth.VERIFY_PATH)
 
 
 SPEC = ProviderSpec(
@@ -107,7 +105,7 @@ SPEC = ProviderSpec(
     failure_signal='HTTP 401 {"error": {"code": ..., "message": ...}}',
     emulator_page="delivery_auth.emulator.easypost",
     endpoints=("api_url",),
-    verify=_verify,
+    verify=_check,
     verify_help="GET /v2/addresses",
     api_url_help="the API base URL (.../v2)",
     token=TokenCommand(help="EasyPost's key is static: its Basic credential is printed"),

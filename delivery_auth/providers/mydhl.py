@@ -21,7 +21,7 @@ from typing import Any
 from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
-from ..static import BasicCredentialsAuth, verify_static
+from ..static import BasicCredentialsAuth, api_check
 from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec, TokenCommand
 
@@ -121,7 +121,7 @@ class MyDHLExpressAuth(BasicCredentialsAuth):
     def verify(self, *, timeout: float = 10.0) -> str:
         """Check the credentials with ``GET <api_url>/address-validate``; raises
         :class:`~delivery_auth.CredentialsRejectedError` on a 401."""
-        return verify_static(self, self.api_url + VERIFY_QUERY, "MyDHL API", timeout=timeout)
+        return _check(self, timeout=timeout)
 
     def __repr__(self) -> str:
         return (
@@ -130,9 +130,7 @@ class MyDHLExpressAuth(BasicCredentialsAuth):
         )
 
 
-def _verify(auth: MyDHLExpressAuth, api_url: str | None) -> str:
-    base = auth.api_url if api_url is None else api_url.rstrip("/")
-    return verify_static(auth, base + VERIFY_QUERY, "MyDHL API")
+_check = api_check("MyDHL API", VERIFY_QUERY)
 
 
 SPEC = ProviderSpec(
@@ -150,7 +148,7 @@ SPEC = ProviderSpec(
     failure_signal="HTTP 401",
     emulator_page="delivery_auth.emulator.mydhl",
     endpoints=("api_url",),
-    verify=_verify,
+    verify=_check,
     verify_help="GET /address-validate",
     api_url_help="the API base URL (.../mydhlapi or .../mydhlapi/test)",
     token=TokenCommand(help="MyDHL uses Basic credentials: their Basic value is printed"),

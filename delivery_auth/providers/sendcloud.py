@@ -28,7 +28,7 @@ from ..fetch import TokenFetcher
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..policy import BackoffPolicy, RefreshPolicy
-from ..static import basic_credential, static_engine, verify_static
+from ..static import api_check, basic_credential, static_engine
 from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec, TokenCommand
 
@@ -155,7 +155,7 @@ class SendcloudAuth(ClientCredentialsAuth):
         """Check the credentials with ``GET <api_url>/user`` (with ``oauth=True`` a token
         is fetched first); raises :class:`~delivery_auth.CredentialsRejectedError` when
         the API answers 401 (after one fresh token with ``oauth=True``)."""
-        return verify_static(self, self.api_url + self.VERIFY_PATH, "Sendcloud", timeout=timeout)
+        return _check(self, timeout=timeout)
 
     def _cannot_refresh(self, status_code: int) -> None:
         logger.warning(
@@ -186,9 +186,7 @@ def _key(name: str, value: object) -> str:
     return value.strip()
 
 
-def _verify(auth: SendcloudAuth, api_url: str | None) -> str:
-    base = auth.api_url if api_url is None else api_url.rstrip("/")
-    return verify_static(auth, base + auth.VERIFY_PATH, "Sendcloud")
+_check = api_check("Sendcloud", SendcloudAuth.VERIFY_PATH)
 
 
 SPEC = ProviderSpec(
@@ -204,7 +202,7 @@ SPEC = ProviderSpec(
     failure_signal="HTTP 401",
     emulator_page="delivery_auth.emulator.sendcloud",
     endpoints=("token_url", "api_url"),
-    verify=_verify,
+    verify=_check,
     verify_help="GET /api/v2/user",
     api_url_help="the API base URL (.../api/v2)",
     token=TokenCommand(

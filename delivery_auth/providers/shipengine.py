@@ -19,7 +19,7 @@ from typing import Any
 from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
-from ..static import ApiKeyAuth, verify_static
+from ..static import ApiKeyAuth, api_check
 from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec, TokenCommand
 
@@ -88,15 +88,13 @@ class ShipEngineAuth(ApiKeyAuth):
     def verify(self, *, timeout: float = 10.0) -> str:
         """Check the key with ``GET <api_url>/v1/carriers``; raises
         :class:`~delivery_auth.CredentialsRejectedError` on a 401."""
-        return verify_static(self, self.api_url + self.VERIFY_PATH, "ShipEngine", timeout=timeout)
+        return _check(self, timeout=timeout)
 
     def __repr__(self) -> str:
         return f"ShipEngineAuth(sandbox={self.sandbox}, api_url={self.api_url!r})"
 
 
-def _verify(auth: ShipEngineAuth, api_url: str | None) -> str:
-    base = auth.api_url if api_url is None else api_url.rstrip("/")
-    return verify_static(auth, base + auth.VERIFY_PATH, "ShipEngine")
+_check = api_check("ShipEngine", ShipEngineAuth.VERIFY_PATH)
 
 
 SPEC = ProviderSpec(
@@ -108,7 +106,7 @@ SPEC = ProviderSpec(
     failure_signal='HTTP 401 {"errors": [{"error_code": "unauthorized", ...}]}',
     emulator_page="delivery_auth.emulator.shipengine",
     endpoints=("api_url",),
-    verify=_verify,
+    verify=_check,
     verify_help="GET /v1/carriers",
     api_url_help="the API base URL",
     token=TokenCommand(help="ShipEngine's API key is static: it is printed as sent"),

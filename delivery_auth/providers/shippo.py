@@ -19,7 +19,7 @@ from typing import Any
 from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
-from ..static import ApiKeyAuth, verify_static
+from ..static import ApiKeyAuth, api_check
 from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec, TokenCommand
 
@@ -93,15 +93,13 @@ class ShippoAuth(ApiKeyAuth):
     def verify(self, *, timeout: float = 10.0) -> str:
         """Check the token with ``GET <api_url>/carrier_accounts``; raises
         :class:`~delivery_auth.CredentialsRejectedError` on a 401."""
-        return verify_static(self, self.api_url + self.VERIFY_PATH, "Shippo", timeout=timeout)
+        return _check(self, timeout=timeout)
 
     def __repr__(self) -> str:
         return f"ShippoAuth(mode={self.mode!r}, api_url={self.api_url!r})"
 
 
-def _verify(auth: ShippoAuth, api_url: str | None) -> str:
-    base = auth.api_url if api_url is None else api_url.rstrip("/")
-    return verify_static(auth, base + auth.VERIFY_PATH, "Shippo")
+_check = api_check("Shippo", ShippoAuth.VERIFY_PATH)
 
 
 SPEC = ProviderSpec(
@@ -113,7 +111,7 @@ SPEC = ProviderSpec(
     failure_signal='HTTP 401 {"detail": "Token does not exist"}',
     emulator_page="delivery_auth.emulator.shippo",
     endpoints=("api_url",),
-    verify=_verify,
+    verify=_check,
     verify_help="GET /carrier_accounts",
     api_url_help="the API base URL",
     token=TokenCommand(help="Shippo's API token is static: it is printed as sent"),
