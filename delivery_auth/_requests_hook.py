@@ -8,9 +8,11 @@ it asks :mod:`delivery_auth.flow` what to do and lets the sync driver do it.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 import requests
+from requests.models import REDIRECT_STATI
 
 from . import _redirects
 from ._drive import Driver
@@ -21,6 +23,18 @@ from .replay import ResentResponse, Rewind, requests_carry_cookies
 __all__ = ["RequestsRetry"]
 
 _UNSET: Any = object()
+
+
+class _EveryStatus:
+    """The statuses to judge when the detector reads more than the status: all."""
+
+    __slots__ = ()
+
+    def __contains__(self, status: object) -> bool:
+        return True
+
+
+_EVERY_STATUS = _EveryStatus()
 
 
 class RequestsRetry:
@@ -39,10 +53,13 @@ class RequestsRetry:
         "driver",
         "failure_statuses",
         "header",
+        "judged",
         "lease",
         "prefix",
+        "refresh_at",
         "rewind",
         "strip_on_redirect",
+        "value",
     )
 
     def __init__(self, driver: Driver, attempt: Attempt, rewind: Rewind, prefix: str) -> None:
@@ -56,6 +73,20 @@ class RequestsRetry:
         # requests drops only Authorization on a redirect to another origin: a credential
         # in another header is dropped here, before requests copies the request.
         self.strip_on_redirect = self.header.lower() != "authorization"
+        # What the cached path of DeliveryAuth.__call__ reads, one attribute each.
+        self.value = self.lease.header
+        self.refresh_at = self.lease.refresh_at
+        # The statuses that need more than "return r": the failure statuses, and the
+        # redirects when a credential must be dropped before one. Any other response is
+        # done on one membership test. A detector that reads more than the status is
+        # asked about every response.
+        statuses = self.failure_statuses
+        if statuses is None:
+            self.judged: Container[int] = _EVERY_STATUS
+        elif self.strip_on_redirect:
+            self.judged = statuses | frozenset(REDIRECT_STATI)
+        else:
+            self.judged = statuses
 
     # requests calls a hook with the keyword arguments of Session.send (stream, timeout,
     # verify, cert, proxies). Named, they cost no dict on the way in; collecting them in
@@ -70,11 +101,13 @@ class RequestsRetry:
         proxies: Any = _UNSET,
         **more: Any,
     ) -> requests.Response:
+        if r.status_code not in self.judged:
+            return r  # the full judgement would say done too, whosever response this is
         if self.strip_on_redirect and r.is_redirect:
             _redirects.drop_before_redirect(r, r.request, (self.header,), self.attempt.origin)
         statuses = self.failure_statuses
         if statuses is not None and r.status_code not in statuses:
-            return r  # the full judgement would say done too, whosever response this is
+            return r
         passed = {
             "stream": stream,
             "timeout": timeout,

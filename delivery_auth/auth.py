@@ -236,42 +236,57 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
     # -- requests ---------------------------------------------------------------------
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self._decorator is not None:
-            return _decorate.prepare_requests(self._decorator, self._hosts, self._driver, r)
-        url = r.url or ""
-        body: object = r.body  # typed bytes | str | None, but files and generators come too
-        if body is None or isinstance(body, (bytes, str)):
-            # The cached path: a body-less call to an origin that a call with the engine's
-            # current lease went to before. Its hook is stateless (nothing to rewind), so
-            # the host verdict, the header and the hook are all known already. The last
-            # hook used is tried first, then the one remembered for the URL's prefix.
-            current = self._engine.lease
-            hook = self._requests_last
-            if hook is None or hook.lease is not current or not url.startswith(hook.prefix):
-                # Keys are "scheme://netloc/" prefixes as written (see _requests_round),
-                # and any URL that starts with one has its origin and verdict. So any
-                # slice of the URL that is found is right; this one (up to the first "/"
-                # past "https://") is cheap, and "" (no such "/") is never found.
-                key = url[: url.find("/", 8) + 1]
-                entries = self._requests_hooks.entries  # RecentlyUsed.get, inlined
-                hook = entries.get(key)
-                if hook is None or hook.lease is not current:
-                    return self._requests_round(r, url, body)
-                try:  # noqa: SIM105 - contextlib.suppress costs more than this lookup
-                    entries.move_to_end(key)
-                except KeyError:  # pragma: no cover - evicted by another thread meanwhile
-                    pass
-                self._requests_last = hook
-            if monotonic() < hook.lease.refresh_at:
-                r.headers[self._header] = hook.lease.header
-                if self._default_headers:
-                    add_missing(r.headers, self._default_headers)
+        # The cached paths: a call with no body to rewind, to an origin that a call with
+        # the engine's current lease went to before, while that lease is not due for
+        # refresh. Its hook is stateless, so the host verdict, the header and the hook
+        # are all known already. The hook of the last call is tried first, then the one
+        # remembered for the URL's origin. Objects with a request decorator remember no
+        # hooks; with default headers, no last one (so neither needs checking below).
+        hook = self._requests_last
+        url = r.url
+        if hook is not None and url is not None and url.startswith(hook.prefix):
+            if (
+                hook.lease is self._engine.lease
+                and monotonic() < hook.refresh_at
+                and (r.body is None or isinstance(r.body, (bytes, str)))
+            ):
+                r.headers[self._header] = hook.value
                 try:
                     r.hooks["response"].append(hook)
                 except KeyError:  # a hand-built PreparedRequest without the list
                     r.hooks["response"] = [hook]
                 return r
-        return self._requests_round(r, url, body)
+        elif url is not None:
+            # Keys are "scheme://netloc/" prefixes as written (see _requests_round), and
+            # any URL that starts with one has its origin and verdict. So any slice of the
+            # URL that is found is right; this one (up to the first "/" past "https://")
+            # is cheap, and "" (no such "/") is never found.
+            key = url[: url.find("/", 8) + 1]
+            entries = self._requests_hooks.entries  # RecentlyUsed.get, inlined
+            hook = entries.get(key)
+            if (
+                hook is not None
+                and hook.lease is self._engine.lease
+                and monotonic() < hook.refresh_at
+                and (r.body is None or isinstance(r.body, (bytes, str)))
+            ):
+                try:  # noqa: SIM105 - contextlib.suppress costs more than this lookup
+                    entries.move_to_end(key)
+                except KeyError:  # pragma: no cover - evicted by another thread meanwhile
+                    pass
+                r.headers[self._header] = hook.value
+                if self._default_headers:
+                    add_missing(r.headers, self._default_headers)
+                else:
+                    self._requests_last = hook
+                try:
+                    r.hooks["response"].append(hook)
+                except KeyError:  # a hand-built PreparedRequest without the list
+                    r.hooks["response"] = [hook]
+                return r
+        if self._decorator is not None:
+            return _decorate.prepare_requests(self._decorator, self._hosts, self._driver, r)
+        return self._requests_round(r, url or "", r.body)
 
     def _requests_round(
         self, r: requests.PreparedRequest, url: str, body: object
@@ -291,8 +306,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
                 hook = RequestsRetry(self._driver, Attempt(origin, lease), None, key)
                 if self._reuse_rounds:
                     self._requests_hooks.put(key, hook)
-            if self._reuse_rounds:
-                self._requests_last = hook
+            if self._reuse_rounds and not self._default_headers:
+                self._requests_last = hook  # see __call__
         else:
             hook = RequestsRetry(self._driver, Attempt(origin, lease), seek_point(body), key)
         # What register_hook does for a callable, without its per-call type checks (and

@@ -418,6 +418,34 @@ class TestManyOrigins:
 # -- what the cached paths never skip ------------------------------------------------------
 
 
+def test_default_headers_go_on_every_requests_call_to_a_cached_origin() -> None:
+    """An object with default headers keeps no last-call hook (see __call__), so each
+    call adds them: three calls to one origin, then to a second one and back."""
+    auth = offline_auth(default_headers={"X-Version": "3"})
+    urls = [API, API, API, "https://other.example/x", API]
+    seen = []
+    for url in urls:
+        prepared = requests.Request("GET", url).prepare()
+        auth(prepared)
+        seen.append((prepared.headers.get("X-Version"), len(prepared.hooks["response"])))
+    assert seen == [("3", 1)] * len(urls)
+    assert fetched(auth) == 1
+
+
+def test_a_credential_header_other_than_authorization_is_dropped_on_a_redirect() -> None:
+    """The requests hook returns at once for every status it need not judge; a redirect
+    must still reach it when the credential is in a header requests keeps."""
+    auth = offline_auth(header="API-Key")
+    prepared = requests.Request("GET", API).prepare()
+    auth(prepared)
+    (hook,) = prepared.hooks["response"]
+    response = requests.Response()
+    response.status_code, response.request, response.url = 302, prepared, API
+    response.headers["Location"] = "https://elsewhere.example/x"
+    assert hook(response) is response
+    assert "API-Key" not in prepared.headers
+
+
 def static_auth(token: Token) -> tuple[DeliveryAuth, list[str]]:
     """An auth object serving ``token`` and never another one, and a list of the engine's
     ``current``/``acurrent`` calls."""
