@@ -37,6 +37,7 @@ from .contenders import (
     DirectHttpxAuth,
     FloorHttpxAuth,
     FloorRequestsAuth,
+    HookBoundRequestsAuth,
     _floor_httpx2_auth,
     _reset_global_caches,
 )
@@ -77,7 +78,7 @@ class Entrant:
     library: str
     client: str
     make: Callable[[str], Subject]  # (token_url); called inside the loop for async
-    role: str = ""  # "floor", "floor + refresh", "info" or "" (a competitor)
+    role: str = ""  # "floor", "floor + refresh", "info", "bound" or "" (a competitor)
     retries: bool = False  # on a 401: gets a fresh token and resends once
 
     @property
@@ -203,6 +204,11 @@ def _httpx_client(
 
 def floor_requests(token_url: str) -> Subject:
     auth = FloorRequestsAuth(FLOOR_HEADER)
+    return Subject(auth=auth, client=_requests_client(auth))
+
+
+def hook_bound_requests(token_url: str) -> Subject:
+    auth = HookBoundRequestsAuth(FLOOR_HEADER)
     return Subject(auth=auth, client=_requests_client(auth))
 
 
@@ -377,11 +383,14 @@ def _httpx2_available() -> bool:
 FLOOR = "floor"
 REFRESH_FLOOR = "floor + refresh"
 INFO = "info"
+#: What any auth of that kind costs at least (shown beside the floor, in every table).
+BOUND = "bound"
 
 
 def _entrants() -> list[Entrant]:
     entrants = [
         Entrant("floor", "requests", floor_requests, FLOOR),
+        Entrant("header + do-nothing response hook", "requests", hook_bound_requests, BOUND),
         Entrant("floor + refresh", "requests", refresh_floor_requests, REFRESH_FLOOR, True),
         Entrant("delivery_auth", "requests", ours_requests, retries=True),
         Entrant("authlib", "requests", authlib_requests),

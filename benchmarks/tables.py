@@ -20,6 +20,8 @@ def _label(row: dict[str, Any]) -> str:
         return library(row) + " (floor)"
     if role == "info" or row.get("extra") is True:
         return library(row) + " (info)"
+    if role == "bound":
+        return library(row) + " (bound)"
     return library(row)
 
 
@@ -77,7 +79,10 @@ def _round(rows: list[dict[str, Any]], cfg: dict[str, Any]) -> Section:
         "rejects the token and the auth handles it in full: a real token request to the "
         "benchmark's token server on 127.0.0.1, then one resend, answered 200 in-process; "
         "as a ratio to *floor + refresh* (hand-written: one plain token POST, one resend); "
-        "the peers return the 401 unhandled. *Request leg only* is a part of the round "
+        "the peers return the 401 unhandled. *(bound)*: what any requests auth that sees "
+        "the response pays at least: the header, and a response hook that returns at "
+        "once (requests shows an auth the response only through a hook on the request). "
+        "*Request leg only* is a part of the round "
         "(for locating the cost), not the cost of a call. Median of "
         f"{cfg['round_repeats']} repeats of {cfg['round_batch']} rounds "
         f"({cfg['round401_repeats']} of {cfg['round401_batch']} with a 401)."
@@ -125,7 +130,7 @@ def _origins(rows: list[dict[str, Any]], cfg: dict[str, Any]) -> Section:
         "**One object, many origins** (whole round with a 200, cached token): the URLs "
         "cycle through N distinct origins `https://h{i}.example.com/v1/x` "
         '(delivery_auth: `allowed_hosts="*.example.com"`); ratio to the floor at the same '
-        "N."
+        "N; *(bound)* as in the whole-round table."
     )
     header = ["client", "library"] + [f"{n} origin{'s' if n != 1 else ''}" for n in counts]
     return title, table(header, cells)
