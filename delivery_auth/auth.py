@@ -241,7 +241,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         # refresh. Its hook is stateless, so the host verdict, the header and the hook
         # are all known already. The hook of the last call is tried first, then the one
         # remembered for the URL's origin. Objects with a request decorator remember no
-        # hooks; with default headers, no last one (so neither needs checking below).
+        # hooks, and objects with default headers no last one: the first branch needs to
+        # check neither.
         hook = self._requests_last
         url = r.url
         if hook is not None and url is not None and url.startswith(hook.prefix):
