@@ -8,6 +8,7 @@ it asks :mod:`delivery_auth.flow` what to do and lets the sync driver do it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Container
 from typing import Any
 
@@ -35,6 +36,12 @@ class _EveryStatus:
 
 
 _EVERY_STATUS = _EveryStatus()
+
+
+@functools.lru_cache(maxsize=16)
+def _with_redirects(statuses: frozenset[int]) -> frozenset[int]:
+    """``statuses`` and the redirect statuses (one set per detector, not per hook)."""
+    return statuses | frozenset(REDIRECT_STATI)
 
 
 class RequestsRetry:
@@ -84,7 +91,7 @@ class RequestsRetry:
         if statuses is None:
             self.judged: Container[int] = _EVERY_STATUS
         elif self.strip_on_redirect:
-            self.judged = statuses | frozenset(REDIRECT_STATI)
+            self.judged = _with_redirects(statuses)
         else:
             self.judged = statuses
 

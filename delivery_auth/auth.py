@@ -125,7 +125,8 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         # the engine's current one (identity) and not due for refresh.
         # requests: "scheme://netloc/" as written -> the hook of body-less calls there
         self._requests_hooks: RecentlyUsed[str, RequestsRetry] = RecentlyUsed(ORIGIN_CACHE_LIMIT)
-        self._requests_last: RequestsRetry | None = None  # the last one used, checked first
+        # the last one used, checked first (never kept with default headers)
+        self._requests_last: RequestsRetry | None = None
         # httpx/httpx2: the attempt per origin (see _httpx_routes)
         self._httpx = _httpx_routes.HttpxRoutes(engine, self._reuse_rounds)
 
@@ -240,9 +241,11 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
         # the engine's current lease went to before, while that lease is not due for
         # refresh. Its hook is stateless, so the host verdict, the header and the hook
         # are all known already. The hook of the last call is tried first, then the one
-        # remembered for the URL's origin. Objects with a request decorator remember no
-        # hooks, and objects with default headers no last one: the first branch needs to
-        # check neither.
+        # remembered for the URL's origin. Objects with default headers keep no last
+        # one, so the first branch need not check for them. A request decorator comes
+        # first: DependentToken.attach may add one to an object already used.
+        if self._decorator is not None:
+            return _decorate.prepare_requests(self._decorator, self._hosts, self._driver, r)
         hook = self._requests_last
         url = r.url
         if hook is not None and url is not None and url.startswith(hook.prefix):
@@ -285,8 +288,6 @@ class DeliveryAuth(AuthBase, httpx.Auth, _Httpx2Auth):
                 except KeyError:  # a hand-built PreparedRequest without the list
                     r.hooks["response"] = [hook]
                 return r
-        if self._decorator is not None:
-            return _decorate.prepare_requests(self._decorator, self._hosts, self._driver, r)
         return self._requests_round(r, url or "", r.body)
 
     def _requests_round(

@@ -14,7 +14,7 @@ import pytest
 from conftest import CLIENTS, FAST_BACKOFF, call
 from loopback import CLIENT_ID, CLIENT_SECRET, LoopbackServer, Reply, Seen
 
-from delivery_auth import ClientCredentialsAuth, DeliveryAuthError, TokenRequestError
+from delivery_auth import ClientCredentialsAuth, DeliveryAuthError, Token, TokenRequestError
 from delivery_auth.dependent import DependentToken, JsonTokenRequest
 
 ROLES = [{"roleName": "PAYER", "CRID": "1", "accountType": "EPS", "accountNumber": "9"}]
@@ -71,6 +71,28 @@ def test_only_the_named_requests_carry_it_and_it_is_reused(
     assert header(label, "X-Pay") == header(again, "X-Pay") == "pay-1"
     assert label.headers["Authorization"] == bearer
     assert (auth.token_requests, dependent(auth).engine.fetch_count) == (1, 1)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_attached_to_an_object_already_used_it_goes_on_every_later_call(
+    client: str, server: LoopbackServer
+) -> None:
+    """The adapters remember hooks and attempts per origin for an object's calls; a
+    dependent token attached afterwards must still go on the calls to those origins."""
+    label = server.url("/labels/v3/label")
+    with ClientCredentialsAuth(server.token_url, CLIENT_ID, CLIENT_SECRET) as first:
+        for _ in range(2):  # the second call takes the cached path
+            assert call(client, first, "POST", label, body=b"{}").status == 200
+        DependentToken.attach(
+            first,
+            obtain=lambda lease: Token("pay-1", lifetime=3000),
+            header="X-Pay",
+            applies=lambda method, url: True,
+        )
+        for _ in range(2):
+            assert call(client, first, "POST", label, body=b"{}").status == 200
+    sent = [header(seen, "X-Pay") for seen in server.state.api_requests]
+    assert sent == [None, None, "pay-1", "pay-1"]
 
 
 @pytest.mark.parametrize("client", CLIENTS)
