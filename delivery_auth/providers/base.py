@@ -22,7 +22,9 @@ def read_env(
     """The set, non-empty values of ``required`` and ``optional`` variables.
 
     Raises :class:`ConfigurationError` naming every required variable that is unset
-    or empty (never a value). A new provider's ``from_env`` is built on it.
+    or empty (never a value). A provider's ``from_env`` is built on it, through
+    :meth:`~delivery_auth.providers.spec.ProviderSpec.arguments_from_env` when its spec
+    lists the variables.
 
     Example::
 

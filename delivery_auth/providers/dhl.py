@@ -24,7 +24,6 @@ from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS
 from ..policy import BackoffPolicy
-from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec
 
 __all__ = [
@@ -122,18 +121,7 @@ class DHLeCommerceAuth(ClientCredentialsAuth):
 
             auth = DHLeCommerceAuth.from_env(environment="sandbox")
         """
-        values = read_env(
-            cls.__name__,
-            ("DHL_ECOMMERCE_CLIENT_ID", "DHL_ECOMMERCE_CLIENT_SECRET"),
-            ("DHL_ECOMMERCE_ENVIRONMENT",),
-            environ,
-        )
-        check_overrides(cls, overrides)
-        if "DHL_ECOMMERCE_ENVIRONMENT" in values:
-            overrides.setdefault("environment", values["DHL_ECOMMERCE_ENVIRONMENT"])
-        return cls(
-            values["DHL_ECOMMERCE_CLIENT_ID"], values["DHL_ECOMMERCE_CLIENT_SECRET"], **overrides
-        )
+        return cls(**SPEC.arguments_from_env(cls, environ, overrides))
 
     def __repr__(self) -> str:
         return (

@@ -26,7 +26,6 @@ from ..flow import FailureDetector
 from ..password_grant import PasswordGrantAuth
 from ..policy import BackoffPolicy
 from ._environments import choose_environment, hosts_for
-from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec
 
 __all__ = ["ENVIRONMENTS", "SPEC", "TOKEN_PATH", "DHLParcelDEAuth"]
@@ -37,12 +36,6 @@ ENVIRONMENTS: Mapping[str, str] = {
     "sandbox": "api-sandbox.dhl.com",
 }
 TOKEN_PATH = "/parcel/de/account/auth/ropc/v1/token"
-_VARIABLES = (
-    "DHL_PARCEL_DE_API_KEY",
-    "DHL_PARCEL_DE_API_SECRET",
-    "DHL_PARCEL_DE_USERNAME",
-    "DHL_PARCEL_DE_PASSWORD",
-)
 
 
 class DHLParcelDEAuth(PasswordGrantAuth):
@@ -142,11 +135,7 @@ class DHLParcelDEAuth(PasswordGrantAuth):
 
             auth = DHLParcelDEAuth.from_env(environment="sandbox")
         """
-        values = read_env(cls.__name__, _VARIABLES, ("DHL_PARCEL_DE_ENVIRONMENT",), environ)
-        check_overrides(cls, overrides)
-        if "DHL_PARCEL_DE_ENVIRONMENT" in values:
-            overrides.setdefault("environment", values["DHL_PARCEL_DE_ENVIRONMENT"])
-        return cls(*(values[name] for name in _VARIABLES), **overrides)
+        return cls(**SPEC.arguments_from_env(cls, environ, overrides))
 
     def __repr__(self) -> str:
         return (

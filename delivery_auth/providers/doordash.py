@@ -30,7 +30,6 @@ from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..self_signed_jwt import SelfSignedJWTAuth, check_lifetime
-from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec, TokenCommand
 
 __all__ = ["API_URL", "MAX_LIFETIME", "SPEC", "DoorDashDriveAuth"]
@@ -44,7 +43,6 @@ DD_VERSION = {"dd-ver": "DD-JWT-V1"}
 #: was accepted).
 CHECK_PATH = "/drive/v2/deliveries/delivery-auth-check"
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
-_VARIABLES = ("DOORDASH_DEVELOPER_ID", "DOORDASH_KEY_ID", "DOORDASH_SIGNING_SECRET")
 
 
 def decode_signing_secret(signing_secret: str) -> bytes:
@@ -152,9 +150,7 @@ class DoorDashDriveAuth(SelfSignedJWTAuth):
 
             auth = DoorDashDriveAuth.from_env(lifetime=600)
         """
-        values = read_env(cls.__name__, _VARIABLES, (), environ)
-        check_overrides(cls, overrides)
-        return cls(*(values[name] for name in _VARIABLES), **overrides)
+        return cls(**SPEC.arguments_from_env(cls, environ, overrides))
 
     def __repr__(self) -> str:
         return (
@@ -178,7 +174,8 @@ def verify(auth: DoorDashDriveAuth, api_url: str | None = None) -> str:
     if response.status_code == 401:
         raise CredentialsRejectedError(
             f"DoorDash Drive rejected the JWT (HTTP 401 from {url}). Check "
-            f"{', '.join(_VARIABLES)} (one access key, not mixed with another's), and "
+            f"{', '.join(var.name for var in SPEC.env)} (one access key, not mixed with "
+            "another's), and "
             "this machine's clock: DoorDash refuses a JWT issued in the future."
         )
     if response.status_code not in (200, 404):

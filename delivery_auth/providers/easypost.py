@@ -19,7 +19,6 @@ from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..static import BasicCredentialsAuth, api_check
-from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec, TokenCommand
 
 __all__ = ["SPEC", "EasyPostAuth"]
@@ -80,9 +79,7 @@ class EasyPostAuth(BasicCredentialsAuth):
 
             auth = EasyPostAuth.from_env()
         """
-        check_overrides(cls, overrides)
-        values = read_env(cls.__name__, ("EASYPOST_API_KEY",), (), environ)
-        return cls(values["EASYPOST_API_KEY"], **overrides)
+        return cls(**SPEC.arguments_from_env(cls, environ, overrides))
 
     def verify(self, *, timeout: float = 10.0) -> str:
         """Check the key with ``GET <api_url>/addresses``; raises

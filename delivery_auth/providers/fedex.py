@@ -28,7 +28,6 @@ from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS
 from ..policy import BackoffPolicy
-from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec
 
 __all__ = ["CHILD_FIELDS", "CHILD_GRANTS", "ENVIRONMENTS", "SPEC", "FedExAuth"]
@@ -178,20 +177,7 @@ class FedExAuth(ClientCredentialsAuth):
 
             auth = FedExAuth.from_env(environment="sandbox")
         """
-        optional = {
-            "FEDEX_CHILD_KEY": "child_key",
-            "FEDEX_CHILD_SECRET": "child_secret",
-            "FEDEX_GRANT_TYPE": "grant_type",
-            "FEDEX_ENVIRONMENT": "environment",
-        }
-        values = read_env(
-            cls.__name__, ("FEDEX_CLIENT_ID", "FEDEX_CLIENT_SECRET"), tuple(optional), environ
-        )
-        check_overrides(cls, overrides)
-        for variable, option in optional.items():
-            if variable in values:
-                overrides.setdefault(option, values[variable])
-        return cls(values["FEDEX_CLIENT_ID"], values["FEDEX_CLIENT_SECRET"], **overrides)
+        return cls(**SPEC.arguments_from_env(cls, environ, overrides))
 
     def __repr__(self) -> str:
         child = f", child_key={self.child_key!r}" if self.child_key else ""

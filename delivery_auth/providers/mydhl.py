@@ -22,7 +22,6 @@ from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..static import BasicCredentialsAuth, api_check
-from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec, TokenCommand
 
 __all__ = ["API_VERSION", "ENVIRONMENTS", "SPEC", "MyDHLExpressAuth"]
@@ -110,13 +109,7 @@ class MyDHLExpressAuth(BasicCredentialsAuth):
 
             auth = MyDHLExpressAuth.from_env(environment="test")
         """
-        check_overrides(cls, overrides)
-        values = read_env(
-            cls.__name__, ("MYDHL_USERNAME", "MYDHL_PASSWORD"), ("MYDHL_ENVIRONMENT",), environ
-        )
-        if "MYDHL_ENVIRONMENT" in values:
-            overrides.setdefault("environment", values["MYDHL_ENVIRONMENT"])
-        return cls(values["MYDHL_USERNAME"], values["MYDHL_PASSWORD"], **overrides)
+        return cls(**SPEC.arguments_from_env(cls, environ, overrides))
 
     def verify(self, *, timeout: float = 10.0) -> str:
         """Check the credentials with ``GET <api_url>/address-validate``; raises

@@ -20,7 +20,6 @@ from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..static import ApiKeyAuth, api_check
-from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec, TokenCommand
 
 __all__ = ["SPEC", "ShipEngineAuth"]
@@ -81,9 +80,7 @@ class ShipEngineAuth(ApiKeyAuth):
 
             auth = ShipEngineAuth.from_env()
         """
-        check_overrides(cls, overrides)
-        values = read_env(cls.__name__, ("SHIPENGINE_API_KEY",), (), environ)
-        return cls(values["SHIPENGINE_API_KEY"], **overrides)
+        return cls(**SPEC.arguments_from_env(cls, environ, overrides))
 
     def verify(self, *, timeout: float = 10.0) -> str:
         """Check the key with ``GET <api_url>/v1/carriers``; raises

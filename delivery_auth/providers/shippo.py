@@ -20,7 +20,6 @@ from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS, check_endpoint_url
 from ..static import ApiKeyAuth, api_check
-from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec, TokenCommand
 
 __all__ = ["SPEC", "ShippoAuth"]
@@ -86,9 +85,7 @@ class ShippoAuth(ApiKeyAuth):
 
             auth = ShippoAuth.from_env()
         """
-        check_overrides(cls, overrides)
-        values = read_env(cls.__name__, ("SHIPPO_API_TOKEN",), (), environ)
-        return cls(values["SHIPPO_API_TOKEN"], **overrides)
+        return cls(**SPEC.arguments_from_env(cls, environ, overrides))
 
     def verify(self, *, timeout: float = 10.0) -> str:
         """Check the token with ``GET <api_url>/carrier_accounts``; raises

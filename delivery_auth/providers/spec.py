@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
-from .base import keyword_options
+from .base import check_overrides, keyword_options, read_env
 
 if TYPE_CHECKING:
     from ..auth import DeliveryAuth
@@ -181,6 +181,32 @@ class ProviderSpec:
             if isinstance(value, str) and value:
                 values[var.name] = value
         return values
+
+    def arguments_from_env(
+        self, cls: type, environ: Mapping[str, str] | None, overrides: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The constructor arguments of ``cls.from_env``: the value of each variable of
+        :attr:`env` that is set, under its argument's name, then ``overrides`` (options
+        only, so they win over optional variables and never replace a credential).
+
+        Raises :class:`~delivery_auth.ConfigurationError` naming every required variable
+        that is unset, then :class:`TypeError` for an option ``cls`` does not take.
+
+        Example::
+
+            def from_env(cls, environ=None, **overrides):
+                return cls(**SPEC.arguments_from_env(cls, environ, overrides))
+        """
+        values = read_env(
+            cls.__name__,
+            [var.name for var in self.env if var.required],
+            [var.name for var in self.env if not var.required],
+            environ,
+        )
+        check_overrides(cls, overrides)
+        return {var.argument: values[var.name] for var in self.env if var.name in values} | dict(
+            overrides
+        )
 
     def from_env(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> Any:
         """Build the auth object from the environment (the class's own ``from_env``)."""

@@ -28,7 +28,6 @@ from ..events import EventHook
 from ..flow import FailureDetector
 from ..hosts import LOOPBACK_HOSTS
 from ..policy import BackoffPolicy
-from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec
 
 __all__ = ["LOGIN_TOKEN_URL", "SPEC", "TOKEN_URL", "UberDirectAuth"]
@@ -111,18 +110,7 @@ class UberDirectAuth(ClientCredentialsAuth):
 
             auth = UberDirectAuth.from_env(token_url=LOGIN_TOKEN_URL)
         """
-        values = read_env(
-            cls.__name__,
-            ("UBER_DIRECT_CLIENT_ID", "UBER_DIRECT_CLIENT_SECRET"),
-            ("UBER_DIRECT_SCOPE",),
-            environ,
-        )
-        check_overrides(cls, overrides)
-        if "UBER_DIRECT_SCOPE" in values:
-            overrides.setdefault("scope", values["UBER_DIRECT_SCOPE"])
-        return cls(
-            values["UBER_DIRECT_CLIENT_ID"], values["UBER_DIRECT_CLIENT_SECRET"], **overrides
-        )
+        return cls(**SPEC.arguments_from_env(cls, environ, overrides))
 
     def __repr__(self) -> str:
         return (

@@ -25,7 +25,6 @@ from ..events import EventHook
 from ..flow import FailureDetector
 from ..policy import BackoffPolicy
 from ._environments import choose_environment, hosts_for
-from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec
 
 __all__ = ["ENVIRONMENTS", "MERCHANT_HEADER", "SPEC", "TOKEN_PATH", "UPSAuth"]
@@ -133,20 +132,7 @@ class UPSAuth(ClientCredentialsAuth):
 
             auth = UPSAuth.from_env(environment="test")
         """
-        values = read_env(
-            cls.__name__,
-            ("UPS_CLIENT_ID", "UPS_CLIENT_SECRET"),
-            ("UPS_MERCHANT_ID", "UPS_ENVIRONMENT"),
-            environ,
-        )
-        check_overrides(cls, overrides)
-        for variable, option in (
-            ("UPS_MERCHANT_ID", "merchant_id"),
-            ("UPS_ENVIRONMENT", "environment"),
-        ):
-            if variable in values:
-                overrides.setdefault(option, values[variable])
-        return cls(values["UPS_CLIENT_ID"], values["UPS_CLIENT_SECRET"], **overrides)
+        return cls(**SPEC.arguments_from_env(cls, environ, overrides))
 
     def __repr__(self) -> str:
         return (

@@ -33,7 +33,6 @@ from ..events import EventHook
 from ..flow import FailureDetector
 from ..policy import BackoffPolicy, RefreshPolicy
 from ._environments import choose_environment, hosts_for
-from .base import check_overrides, read_env
 from .spec import EnvVar, ProviderSpec
 
 __all__ = [
@@ -226,13 +225,7 @@ class USPSAuth(ClientCredentialsAuth):
 
             auth = USPSAuth.from_env(environment="test")
         """
-        values = read_env(
-            cls.__name__, ("USPS_CLIENT_ID", "USPS_CLIENT_SECRET"), ("USPS_ENVIRONMENT",), environ
-        )
-        check_overrides(cls, overrides)
-        if "USPS_ENVIRONMENT" in values:
-            overrides.setdefault("environment", values["USPS_ENVIRONMENT"])
-        return cls(values["USPS_CLIENT_ID"], values["USPS_CLIENT_SECRET"], **overrides)
+        return cls(**SPEC.arguments_from_env(cls, environ, overrides))
 
     def __repr__(self) -> str:
         return (
